@@ -1,0 +1,1 @@
+//! The session state machine, the Transport trait and the PipecatClient.
