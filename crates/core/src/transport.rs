@@ -1,0 +1,285 @@
+//! The contract between the client and a transport (SmallWebRTC, WebSocket, Daily, test mocks).
+//!
+//! The client owns the session lifecycle and the RTVI logic; a transport owns its wire: it
+//! connects, carries RTVI JSON text both ways, moves audio between its media source/sink and
+//! the bot, and reports what happens as [`TransportEvent`]s.
+//!
+//! Lifecycle of one session, as the client drives it:
+//! 1. [`Transport::attach`] once, when the client is built (device events may flow any time);
+//! 2. optionally [`Transport::init_devices`];
+//! 3. [`Transport::map_start_response`] when the session began with `start_bot`;
+//! 4. [`Transport::connect`] with a fresh per-session [`TransportEventSink`]; it returns once
+//!    the transport can carry messages (data channel open, socket open, room joined);
+//! 5. [`Transport::send_client_ready`], then [`Transport::send_message`] any number of times;
+//!    [`Transport::bot_ready`] when `bot-ready` arrives;
+//! 6. [`Transport::disconnect`], which must leave nothing running and be safe to call twice.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::media::{DeviceError, MediaDeviceInfo, MediaState, Participant, TrackInfo};
+use crate::{ApiRequest, TransportError};
+
+/// The default maximum RTVI message size (the WebRTC data-channel fallback).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Transport connection parameters: a JSON object read by the transport with its own lenient
+/// rules (`wsUrl`/`ws_url`, `sessionId`, `dailyRoom`...), plus the start request that produced
+/// them, if any (SmallWebRTC derives its offer URL and headers from it).
+///
+/// Each transport offers a typed params struct that converts into this.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnectionParams {
+    /// The parameters.
+    pub values: Map<String, Value>,
+    /// The `start_bot` request whose answer these parameters are.
+    pub start_request: Option<ApiRequest>,
+}
+
+impl ConnectionParams {
+    /// Parameters from a JSON value; anything but an object is an error.
+    ///
+    /// # Errors
+    /// [`TransportError::InvalidParams`] when `value` is not a JSON object.
+    pub fn from_json(value: Value) -> Result<Self, TransportError> {
+        match value {
+            Value::Object(values) => Ok(ConnectionParams { values, start_request: None }),
+            other => Err(TransportError::InvalidParams(format!(
+                "connection parameters must be a JSON object, got {other}"
+            ))),
+        }
+    }
+
+    /// A parameter by any of its names (first match wins); JSON `null` counts as absent.
+    pub fn get(&self, names: &[&str]) -> Option<&Value> {
+        names.iter().find_map(|n| self.values.get(*n).filter(|v| !v.is_null()))
+    }
+
+    /// A string parameter by any of its names; `null` or an empty string count as absent.
+    ///
+    /// # Errors
+    /// [`TransportError::InvalidParams`] when the parameter is present but not a string.
+    pub fn get_str(&self, names: &[&str]) -> Result<Option<&str>, TransportError> {
+        match self.get(names) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(TransportError::InvalidParams(format!(
+                "{} must be a string, got {other}",
+                names[0]
+            ))),
+        }
+    }
+}
+
+/// Something that happened in a transport.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TransportEvent {
+    /// An inbound RTVI message, as JSON text (the client decodes it).
+    Message(String),
+    /// The bot is connected at the transport level (before `bot-ready`).
+    BotConnected(Participant),
+    /// The bot left: SmallWebRTC `peerLeft`, a normal WebSocket close, the bot leaving a room.
+    BotDisconnected {
+        /// What the transport saw.
+        reason: String,
+    },
+    /// Another participant joined.
+    ParticipantJoined(Participant),
+    /// Another participant left.
+    ParticipantLeft(Participant),
+    /// The connection is gone for good; the session is over.
+    Failed(TransportError),
+    /// The transport is trying to recover its connection (the bot session goes on).
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Attempts allowed.
+        max_attempts: u32,
+    },
+    /// Recovery succeeded.
+    Reconnected,
+    /// A problem that does not end the session.
+    Warning(String),
+    /// A media track started.
+    TrackStarted(TrackInfo),
+    /// A media track stopped.
+    TrackStopped(TrackInfo),
+    /// The local microphone level, 0..1, about every 100 ms.
+    LocalAudioLevel(f32),
+    /// The bot's audio level, 0..1, about every 100 ms.
+    RemoteAudioLevel(f32),
+    /// A device problem.
+    DeviceError(DeviceError),
+    /// The device states changed.
+    MediaStateChanged(MediaState),
+    /// The microphone in use changed.
+    MicUpdated(MediaDeviceInfo),
+    /// The speaker in use changed.
+    SpeakerUpdated(MediaDeviceInfo),
+    /// The set of microphones changed.
+    AvailableMicsUpdated(Vec<MediaDeviceInfo>),
+    /// The set of speakers changed.
+    AvailableSpeakersUpdated(Vec<MediaDeviceInfo>),
+}
+
+/// Where a transport sends its events. Cheap to clone; sending never blocks, and sending after
+/// the client stopped listening is silently dropped (the session it belonged to is over).
+#[derive(Debug, Clone)]
+pub struct TransportEventSink {
+    generation: u64,
+    tx: mpsc::UnboundedSender<(u64, TransportEvent)>,
+}
+
+impl TransportEventSink {
+    /// A sink and the receiver the client reads. `generation` tags the session the events
+    /// belong to, so the client can drop late events of an earlier session.
+    pub fn new(generation: u64) -> (Self, mpsc::UnboundedReceiver<(u64, TransportEvent)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (TransportEventSink { generation, tx }, rx)
+    }
+
+    /// A sink for another session over the same channel.
+    pub fn with_generation(&self, generation: u64) -> Self {
+        TransportEventSink { generation, tx: self.tx.clone() }
+    }
+
+    /// The session this sink belongs to (0: not tied to a session).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Sends an event.
+    pub fn emit(&self, event: TransportEvent) {
+        // A closed channel means the client is gone; nothing is left to tell.
+        let _ = self.tx.send((self.generation, event));
+    }
+
+    /// `true` once the client stopped listening.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// A transport: the wire between a [`crate::PipecatClient`] and a bot.
+///
+/// Media methods have defaults that answer [`TransportError::Unsupported`], so a transport
+/// implements only what it can do.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Short name for logs and errors (`websocket`, `small-webrtc`, `daily`).
+    fn name(&self) -> &'static str;
+
+    /// Gives the transport the sink for events not tied to a session (devices). Called once
+    /// when the client is built.
+    fn attach(&self, events: TransportEventSink);
+
+    /// Opens the local devices ahead of a session. Default: nothing to do.
+    async fn init_devices(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Turns the JSON answer of the start endpoint into connection parameters. The default
+    /// takes the answer as the parameters and remembers the request.
+    fn map_start_response(
+        &self,
+        response: Value,
+        start_request: &ApiRequest,
+    ) -> Result<ConnectionParams, TransportError> {
+        let mut params = ConnectionParams::from_json(response)?;
+        params.start_request = Some(start_request.clone());
+        Ok(params)
+    }
+
+    /// Establishes the connection; returns once RTVI messages can flow both ways. Session
+    /// events go to `events` until [`Transport::disconnect`].
+    async fn connect(
+        &self,
+        params: ConnectionParams,
+        events: TransportEventSink,
+    ) -> Result<(), TransportError>;
+
+    /// Sends `client-ready`. Daily overrides this to hold it until the bot's audio is
+    /// playable; the default sends it at once.
+    async fn send_client_ready(&self, message: String) -> Result<(), TransportError> {
+        self.send_message(message).await
+    }
+
+    /// Sends one RTVI message (JSON text, already checked against the maximum size).
+    async fn send_message(&self, message: String) -> Result<(), TransportError>;
+
+    /// The bot answered `client-ready`: audio held back until now may flow.
+    fn bot_ready(&self) {}
+
+    /// The bot was interrupted: drop buffered bot audio now.
+    fn bot_interrupted(&self) {}
+
+    /// Closes the connection and stops everything the session started. Idempotent.
+    async fn disconnect(&self) -> Result<(), TransportError>;
+
+    /// The largest RTVI message this transport carries, in UTF-8 bytes.
+    fn max_message_size(&self) -> usize {
+        DEFAULT_MAX_MESSAGE_SIZE
+    }
+
+    /// Turns the microphone on or off.
+    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
+        let _ = enabled;
+        Err(TransportError::unsupported("enable_mic", self.name()))
+    }
+
+    /// Whether the microphone is on.
+    fn is_mic_enabled(&self) -> bool {
+        false
+    }
+
+    /// Turns the camera on or off.
+    async fn enable_cam(&self, enabled: bool) -> Result<(), TransportError> {
+        let _ = enabled;
+        Err(TransportError::unsupported("enable_cam", self.name()))
+    }
+
+    /// Whether the camera is on.
+    fn is_cam_enabled(&self) -> bool {
+        false
+    }
+
+    /// The microphones available.
+    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        Err(TransportError::unsupported("available_mics", self.name()))
+    }
+
+    /// The speakers available.
+    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        Err(TransportError::unsupported("available_speakers", self.name()))
+    }
+
+    /// Switches the microphone (mid-session too).
+    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
+        let _ = device_id;
+        Err(TransportError::unsupported("update_mic", self.name()))
+    }
+
+    /// Switches the speaker (mid-session too).
+    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
+        let _ = device_id;
+        Err(TransportError::unsupported("update_speaker", self.name()))
+    }
+
+    /// The microphone in use.
+    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
+        None
+    }
+
+    /// The speaker in use.
+    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
+        None
+    }
+
+    /// The states of the local devices.
+    fn media_state(&self) -> MediaState {
+        MediaState::default()
+    }
+}
