@@ -75,7 +75,9 @@ fn demo(extra: &[String]) -> Result<(), String> {
     system::ensure_packages()?;
     step(
         "demo",
-        cargo().args(["run", "--quiet", "-p", "pipecat-rtvi", "--example", "rtvi_tour"]).args(extra),
+        cargo()
+            .args(["run", "--quiet", "-p", "pipecat-rtvi", "--example", "rtvi_tour"])
+            .args(extra),
     )
 }
 

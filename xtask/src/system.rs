@@ -26,11 +26,7 @@ pub(crate) fn ensure_packages() -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .map_err(|e| format!("could not run apt-get: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{command}` failed ({status})"))
-    }
+    if status.success() { Ok(()) } else { Err(format!("`{command}` failed ({status})")) }
 }
 
 fn is_debian() -> bool {

@@ -16,7 +16,8 @@ pub(crate) fn ensure() -> Result<PathBuf, String> {
     let dir = workspace_root().join("target").join("peer-venv");
     let python = dir.join("bin").join("python");
     let stamp = dir.join("pipecat-requirement.txt");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(PIPECAT_REQUIREMENT)
+    if python.exists()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(PIPECAT_REQUIREMENT)
     {
         return Ok(python);
     }
