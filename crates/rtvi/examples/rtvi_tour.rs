@@ -4,8 +4,7 @@
 //! Run it with `cargo run -p pipecat-rtvi --example rtvi_tour`.
 
 use pipecat_rtvi::{
-    ClientEnvelope, ProtocolVersion, SendTextOptions, ServerEnvelope, ServerMessage,
-    dtmf_messages,
+    ClientEnvelope, ProtocolVersion, SendTextOptions, ServerEnvelope, ServerMessage, dtmf_messages,
 };
 use serde_json::json;
 
@@ -42,13 +41,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             ServerMessage::ServerResponse(r) => format!("response to {:?}: {:?}", r.t, r.d),
             ServerMessage::UserInput(input) => format!("user said {:?}", input.text),
-            ServerMessage::BotOutput(out) => format!("bot output {:?} ({:?})", out.text, out.kind()),
+            ServerMessage::BotOutput(out) => {
+                format!("bot output {:?} ({:?})", out.text, out.kind())
+            }
             ServerMessage::LlmFunctionCallInProgress(call) => {
                 format!("function call {:?} {:?}", call.function_name, call.arguments)
             }
             ServerMessage::Error(e) => format!("error {:?} fatal={}", e.error, e.fatal),
-            ServerMessage::Unknown(u) => format!("unknown type {:?} kept: {:?}", u.message_type, u.data),
-            other => format!("{}", other.message_type()),
+            ServerMessage::Unknown(u) => {
+                format!("unknown type {:?} kept: {:?}", u.message_type, u.data)
+            }
+            other => other.message_type().to_string(),
         };
         println!("  {summary}");
     }

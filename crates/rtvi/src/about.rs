@@ -22,7 +22,7 @@ pub struct About {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_version: Option<String>,
     /// Free-form platform details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub platform_details: Option<Value>,
     /// Fields this crate does not know.
     #[serde(flatten)]

@@ -3,9 +3,8 @@
 use serde_json::Value;
 
 use crate::{
-    About, CLIENT_PROTOCOL_VERSION, ClientEnvelope, ClientMessage, ClientMessageData,
-    ClientReady, DisconnectBot, FunctionCallResult, SendText, SendTextOptions, UiCancelJobGroup,
-    UiEvent,
+    About, CLIENT_PROTOCOL_VERSION, ClientEnvelope, ClientMessage, ClientMessageData, ClientReady,
+    DisconnectBot, FunctionCallResult, SendText, SendTextOptions, UiCancelJobGroup, UiEvent,
 };
 
 impl ClientEnvelope {

@@ -64,7 +64,7 @@ pub struct ClientMessageData {
     /// The application's message type (required by the server).
     pub t: String,
     /// The application's data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub d: Option<Value>,
 }
 
@@ -153,11 +153,13 @@ pub struct SendFileOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_response: Option<bool>,
     /// Options for the bot's own use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub custom_options: Option<Value>,
 }
 
-/// `llm-function-call-result` data. The server requires all four fields.
+/// `llm-function-call-result` data. The server requires all four fields: give `arguments` as
+/// an object and `result` as an object or a string. [`Value::Null`] is never sent as `null`:
+/// the field is left out (and a missing field decodes as [`Value::Null`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FunctionCallResult {
     /// The function's name.
@@ -165,8 +167,10 @@ pub struct FunctionCallResult {
     /// The call id from `llm-function-call-in-progress`.
     pub tool_call_id: String,
     /// The call's arguments (an object).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub arguments: Value,
     /// The result: an object or a string.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub result: Value,
 }
 

@@ -4,16 +4,20 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RtviError {
-    /// The text is not JSON at all (syntax error, truncated input, nesting too deep).
+    /// The text is not JSON at all (syntax error, truncated input, a number out of range),
+    /// or it nests arrays and objects more than 127 levels deep.
     #[error("message is not valid JSON: {0}")]
     NotJson(#[source] serde_json::Error),
-    /// The JSON is not an RTVI envelope: not an object, or `type` missing or not a string.
+    /// The JSON is not an RTVI envelope: not an object, `type` missing or not a string, `id`
+    /// neither a string nor a number, or an envelope member given twice.
     #[error("message is not an RTVI envelope: {0}")]
     InvalidEnvelope(#[source] serde_json::Error),
-    /// The envelope's `label` is missing or is not `rtvi-ai`.
+    /// The envelope's `label` is missing, `null` or anything but the string `rtvi-ai` (the
+    /// transport's own messages, such as SmallWebRTC `signalling`, have no label).
     #[error("message label is {found:?}, expected \"rtvi-ai\"")]
     WrongLabel {
-        /// The label that was found, if any.
+        /// The label that was found: the string, or the JSON text of a label that is not a
+        /// string; `None` when there was no label or it was `null`.
         found: Option<String>,
     },
     /// A known message type whose `data` does not have the documented shape.
@@ -45,7 +49,8 @@ pub enum RtviError {
         /// The bot's protocol version.
         version: String,
     },
-    /// Encoding a message failed (a payload that cannot be represented as JSON).
+    /// Encoding a message failed: a payload that cannot be represented as JSON, such as a NaN
+    /// or infinite `f64` (never written as `null`).
     #[error("could not encode message: {0}")]
     Encode(#[source] serde_json::Error),
 }

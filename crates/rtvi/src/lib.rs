@@ -3,8 +3,19 @@
 //! async runtime.
 //!
 //! Decoding is lenient (unknown message types are kept losslessly, unknown fields ignored,
-//! optional fields may be missing) and encoding is strict (absent values are omitted, never
-//! sent as `null`; every client message carries a fresh id).
+//! optional fields may be missing or `null`) and encoding is strict (absent values are omitted,
+//! never sent as `null`; every client message carries a fresh id).
+//!
+//! The exact rules:
+//! - A message must be a JSON object with `label` `"rtvi-ai"` and a string `type`; anything
+//!   else is a typed [`RtviError`], never a panic. The `data` of a typed message must be an
+//!   object (except `server-message`, which is any JSON).
+//! - Messages nested more than 127 levels deep are rejected ([`RtviError::NotJson`]), so
+//!   hostile input cannot exhaust the stack.
+//! - `f64` values round-trip exactly; a NaN or infinity cannot be encoded
+//!   ([`RtviError::Encode`]).
+//! - An optional JSON value of `Some(Value::Null)` is encoded as absent and so decodes as
+//!   `None`.
 //!
 //! ```
 //! use pipecat_rtvi::{ClientEnvelope, ServerEnvelope, ServerMessage};
@@ -34,6 +45,7 @@ mod client;
 mod dtmf;
 mod envelope;
 mod error;
+mod finite;
 mod id;
 mod macros;
 mod metrics;
@@ -58,13 +70,12 @@ pub use metrics::{
 pub use server::{
     AudioLevel, BotLlmMarker, BotOutput, BotReady, BotTtsAudio, Capabilities, ErrorData,
     ErrorResponse, FunctionCallInProgress, FunctionCallStarted, FunctionCallStopped, InputType,
-    LegacyFunctionCall, SearchOrigin, SearchResponse, SearchResult, ServerMessage,
-    ServerResponse, SpokenProgress, SpokenStatus, TextData, Transcription, UserInput,
+    LegacyFunctionCall, SearchOrigin, SearchResponse, SearchResult, ServerMessage, ServerResponse,
+    SpokenProgress, SpokenStatus, TextData, Transcription, UserInput,
 };
 pub use ui::{
     A11yNode, A11ySelection, A11ySnapshot, JobGroupEvent, Navigate, SelectText, SetInputValue,
-    StandardUiCommand, Target, Toast, UiCancelJobGroup, UiCommand, UiEvent, UiJobGroup,
-    UiSnapshot,
+    StandardUiCommand, Target, Toast, UiCancelJobGroup, UiCommand, UiEvent, UiJobGroup, UiSnapshot,
 };
 pub use version::{
     CLIENT_PROTOCOL_VERSION, Compatibility, DtmfFormat, LEGACY_MAJOR, ProtocolVersion,

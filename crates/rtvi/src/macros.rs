@@ -1,6 +1,8 @@
 //! Macros that keep the wire-type table of each direction in one place.
 
 /// Declares an open string enum: known values as variants, anything else kept in `Other`.
+/// Build values with `From<&str>`, which picks the known variant when there is one (an
+/// `Other` holding a known value would decode back as that variant).
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*
@@ -13,7 +15,7 @@ macro_rules! open_enum {
         #[non_exhaustive]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
-            /// A value this crate does not know, kept as sent.
+            /// A value this crate does not know, kept as sent. Build it with `From<&str>`.
             Other(String),
         }
 
@@ -106,8 +108,8 @@ macro_rules! message_enum {
                         message_enum!(@encode map $(, data $data)?)
                     } )*
                     Self::Unknown(u) => match &u.data {
-                        Some(data) => map.serialize_entry("data", data),
-                        None => Ok(()),
+                        Some(data) if !data.is_null() => map.serialize_entry("data", data),
+                        _ => Ok(()),
                     },
                 }
             }
@@ -116,6 +118,7 @@ macro_rules! message_enum {
     (@wild $data:ty) => { _ };
     (@bind $binding:ident $data:ty) => { $binding };
     (@decode $wire:literal, $variant:ident, $raw:ident) => {{
+        // A payload-less type ignores any `data` (already checked as JSON and for depth).
         let _ = $raw;
         Ok(Self::$variant)
     }};

@@ -41,6 +41,7 @@ pub struct MetricValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The value in seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub value: f64,
 }
 
@@ -53,10 +54,13 @@ pub struct TtfaMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Time to first audio, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub ttfa: f64,
     /// Time to first byte, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub ttfb: f64,
     /// Leading silence, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub leading_silence: f64,
 }
 
@@ -69,10 +73,13 @@ pub struct TtfatMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Time to first answer token, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub ttfat: f64,
     /// Time to first byte, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub ttfb: f64,
     /// Thinking time, seconds.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub thinking_time: f64,
 }
 
@@ -106,6 +113,7 @@ pub struct SttUsage {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SttUsageValue {
     /// Seconds of audio transcribed.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub audio_seconds: f64,
 }
 

@@ -20,7 +20,8 @@ message_enum! {
         "error-response" => ErrorResponse(ErrorResponse),
         /// The bot's answer to a `client-message`.
         "server-response" => ServerResponse(ServerResponse),
-        /// An unsolicited message from the bot; any JSON.
+        /// An unsolicited message from the bot; any JSON ([`Value::Null`] is sent without
+        /// `data`, and a message without `data` decodes as it).
         "server-message" => ServerMessage(Value),
         /// The user's turn started.
         "user-started-speaking" => UserStartedSpeaking,
@@ -167,7 +168,7 @@ pub struct ServerResponse {
     /// The `t` of the client message being answered.
     pub t: String,
     /// The answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub d: Option<Value>,
 }
 
@@ -320,7 +321,7 @@ pub struct FunctionCallInProgress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_name: Option<String>,
     /// The arguments (report level `arguments` and above).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub arguments: Option<Value>,
 }
 
@@ -336,7 +337,7 @@ pub struct FunctionCallStopped {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_name: Option<String>,
     /// The result (report level `full`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub result: Option<Value>,
 }
 
@@ -347,8 +348,8 @@ pub struct LegacyFunctionCall {
     pub function_name: String,
     /// The call id.
     pub tool_call_id: String,
-    /// The arguments.
-    #[serde(default)]
+    /// The arguments; [`Value::Null`] means absent (left out on output).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub args: Value,
 }
 
@@ -386,7 +387,7 @@ pub struct SearchResult {
     /// The text.
     pub text: String,
     /// Confidence scores.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::finite::vec")]
     pub confidence: Vec<f64>,
 }
 
@@ -394,6 +395,7 @@ pub struct SearchResult {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct AudioLevel {
     /// The level.
+    #[serde(serialize_with = "crate::finite::f64")]
     pub value: f64,
 }
 

@@ -10,7 +10,7 @@ pub struct UiCommand {
     /// The command name, for example `toast` or `navigate`.
     pub command: String,
     /// The command's arguments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub payload: Option<Value>,
 }
 
@@ -72,7 +72,7 @@ pub struct Navigate {
     /// The view.
     pub view: String,
     /// View parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub params: Option<Value>,
 }
 
@@ -127,13 +127,31 @@ pub struct SelectText {
 }
 
 /// `ui-job-group` data: a known job-group event, or an unknown `kind` kept as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The data of a `ui-job-group` message must be a JSON object. One whose `kind` is a known
+/// kind must have that kind's shape (decoding fails otherwise); one of any other `kind`, or
+/// without one, is kept in [`UiJobGroup::Other`]. `Other(Value::Null)` stands for a message
+/// without data (and is encoded without it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UiJobGroup {
     /// A known event.
     Known(JobGroupEvent),
-    /// An event of a kind this crate does not know.
+    /// An event of a kind this crate does not know. Do not put a known `kind` here: it
+    /// would decode as [`UiJobGroup::Known`].
     Other(Value),
+}
+
+impl<'de> Deserialize<'de> for UiJobGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let kind = value.get("kind").and_then(Value::as_str);
+        if kind.is_some_and(|kind| JobGroupEvent::KINDS.contains(&kind)) {
+            serde_json::from_value(value).map(UiJobGroup::Known).map_err(serde::de::Error::custom)
+        } else {
+            Ok(UiJobGroup::Other(value))
+        }
+    }
 }
 
 /// The job-group events, discriminated on `kind`. Times `at` are epoch milliseconds.
@@ -164,7 +182,7 @@ pub enum JobGroupEvent {
         /// The worker.
         worker_name: String,
         /// Progress data.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
         data: Option<Value>,
         /// Epoch ms.
         at: i64,
@@ -178,7 +196,7 @@ pub enum JobGroupEvent {
         /// Completion status.
         status: String,
         /// The worker's response.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
         response: Option<Value>,
         /// Epoch ms.
         at: i64,
@@ -192,6 +210,12 @@ pub enum JobGroupEvent {
     },
 }
 
+impl JobGroupEvent {
+    /// The `kind` strings of the known events.
+    pub const KINDS: [&'static str; 4] =
+        ["group_started", "job_update", "job_completed", "group_completed"];
+}
+
 fn default_true() -> bool {
     true
 }
@@ -202,7 +226,7 @@ pub struct UiEvent {
     /// Event name.
     pub event: String,
     /// Event data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "crate::envelope::is_absent")]
     pub payload: Option<Value>,
 }
 
