@@ -29,7 +29,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 /// them, if any (SmallWebRTC derives its offer URL and headers from it).
 ///
 /// Each transport offers a typed params struct that converts into this.
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// `Debug` shows every key but hides the values of secret-looking ones (tokens, keys,
+/// credentials), since parameters often carry them.
+#[derive(Clone, PartialEq, Default)]
 pub struct ConnectionParams {
     /// The parameters.
     pub values: Map<String, Value>,
@@ -71,6 +74,29 @@ impl ConnectionParams {
             ))),
         }
     }
+}
+
+impl std::fmt::Debug for ConnectionParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: Map<String, Value> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_key(k) { Value::from("<redacted>") } else { v.clone() };
+                (k.clone(), shown)
+            })
+            .collect();
+        f.debug_struct("ConnectionParams")
+            .field("values", &values)
+            .field("start_request", &self.start_request)
+            .finish()
+    }
+}
+
+/// Keys whose values must never reach logs.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "secret", "password", "credential", "auth", "key"].iter().any(|s| key.contains(s))
 }
 
 /// Something that happened in a transport.
@@ -281,5 +307,36 @@ pub trait Transport: Send + Sync + 'static {
     /// The states of the local devices.
     fn media_state(&self) -> MediaState {
         MediaState::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secret_values() {
+        let params = ConnectionParams::from_json(serde_json::json!({
+            "wsUrl": "ws://localhost/ws", "token": "s3cret", "dailyToken": "t0k",
+            "iceConfig": {"iceServers": [{"urls": "turn:x", "credential": "pw"}]}
+        }))
+        .unwrap();
+        let shown = format!("{params:?}");
+        assert!(shown.contains("ws://localhost/ws"));
+        for secret in ["s3cret", "t0k"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn get_str_treats_null_and_empty_as_absent_and_rejects_other_types() {
+        let params =
+            ConnectionParams::from_json(serde_json::json!({"a": null, "b": "", "c": "x", "d": 5}))
+                .unwrap();
+        assert_eq!(params.get_str(&["a"]).unwrap(), None);
+        assert_eq!(params.get_str(&["b"]).unwrap(), None);
+        assert_eq!(params.get_str(&["a", "c"]).unwrap(), Some("x"));
+        assert!(matches!(params.get_str(&["d"]), Err(TransportError::InvalidParams(_))));
+        assert!(ConnectionParams::from_json(serde_json::json!([1])).is_err());
     }
 }
