@@ -49,7 +49,10 @@ impl Inner {
             TransportEvent::BotDisconnected { reason } => {
                 tracing::info!(%reason, "bot disconnected");
                 self.emit(ClientEvent::BotDisconnected { reason: reason.clone() });
-                if self.options.disconnect_on_bot_disconnect {
+                // Before bot-ready the session can never complete, so it ends whatever the
+                // option says; the option only keeps an established session open.
+                let before_ready = self.state() != TransportState::Ready;
+                if self.options.disconnect_on_bot_disconnect || before_ready {
                     self.spawn_end(
                         EndTarget::Attempt(generation),
                         EndKind::Orderly(Error::BotDisconnected { reason }),

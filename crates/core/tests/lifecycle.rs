@@ -378,6 +378,27 @@ async fn bot_leaving_before_ready_fails_connect() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn bot_leaving_before_ready_fails_connect_even_with_auto_disconnect_off() {
+    // The option keeps an established session open; a session that never got bot-ready
+    // cannot complete, so connect must fail at once instead of waiting for the timeout.
+    let fake = FakeTransport::silent();
+    let client = PipecatClient::builder(fake.clone()).disconnect_on_bot_disconnect(false).build();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(params()).await }
+    });
+    settle().await;
+    fake.emit(TransportEvent::BotDisconnected { reason: "bot crashed".into() });
+    let err = tokio::time::timeout(Duration::from_secs(1), pending)
+        .await
+        .expect("connect settles without waiting for the bot-ready timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(&err, Error::BotDisconnected { reason } if reason == "bot crashed"));
+    assert_eq!(client.state(), Disconnected);
+}
+
+#[tokio::test(start_paused = true)]
 async fn disconnect_during_connect_settles_it() {
     let fake = FakeTransport::default();
     fake.set_connect(Step::Hang);
