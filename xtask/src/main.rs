@@ -8,6 +8,7 @@
 //! - `codegen`: regenerate the checked-in protobuf code of the WebSocket transport.
 
 mod codegen;
+mod daily_venv;
 mod system;
 mod venv;
 
@@ -22,16 +23,20 @@ fn main() -> ExitCode {
         Some("peer-venv") => venv::ensure().map(|python| {
             println!("peer-bot python: {}", python.display());
         }),
+        Some("daily-venv") => daily_venv::ensure().map(|python| {
+            println!("daily-python python: {}", python.display());
+        }),
         Some("deps") => system::ensure_packages(),
         Some("codegen") if args.get(1).is_some_and(|a| a == "--check") => codegen::check(),
         Some("codegen") => codegen::write(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test-all | demo | bench | peer-venv | deps | codegen>\n\n\
+                "usage: cargo xtask <test-all | demo | bench | peer-venv | daily-venv | deps | codegen>\n\n\
                  test-all   fmt, clippy, tests (interop against pipecat-ai included) and docs\n\
                  demo       a live session against a local bot (the README's first command)\n\
                  bench      criterion benchmarks\n\
                  peer-venv  create the pipecat-ai venv used by the interop tests\n\
+                 daily-venv create the daily-python venv used by the Daily sidecar tests\n\
                  deps       install (as root) or list the Debian packages the build needs\n\
                  codegen    regenerate crates/websocket/src/proto/pipecat.rs from frames.proto\n\
                  \x20          (--check: fail if the checked-in file is stale)"
@@ -53,19 +58,37 @@ fn test_all() -> Result<(), String> {
     system::ensure_packages()?;
     codegen::check()?;
     let python = venv::ensure()?;
+    let daily_python = daily_venv::ensure()?;
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "cargo clippy",
         cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
     step(
-        "cargo test",
-        cargo().args(["test", "--workspace", "--all-targets"]).env(venv::PYTHON_ENV, &python),
+        "cargo clippy --all-features",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
-    step("cargo test --doc", cargo().args(["test", "--workspace", "--doc"]))?;
+    step(
+        "cargo test",
+        cargo()
+            .args(["test", "--workspace", "--all-targets", "--all-features"])
+            .env(venv::PYTHON_ENV, &python)
+            .env(daily_venv::PYTHON_ENV, &daily_python),
+    )?;
+    step("cargo test --doc", cargo().args(["test", "--workspace", "--doc", "--all-features"]))?;
     step(
         "cargo doc",
-        cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     println!("xtask: test-all passed");
     Ok(())

@@ -3,8 +3,11 @@
 use std::process::Command;
 
 /// Build-time packages: cpal needs the ALSA headers, the bundled libopus needs cmake, and both
-/// find their libraries through pkg-config.
-const PACKAGES: &[&str] = &["libasound2-dev", "cmake", "pkg-config"];
+/// find their libraries through pkg-config. PulseAudio gives the device test of pipecat-media a
+/// real clocked sound server on machines without a sound card (the test starts its own daemon
+/// with a null sink).
+const PACKAGES: &[&str] =
+    &["libasound2-dev", "cmake", "pkg-config", "pulseaudio", "pulseaudio-utils"];
 
 /// Installs the missing packages when running as root; otherwise fails with the exact command.
 pub(crate) fn ensure_packages() -> Result<(), String> {
@@ -16,7 +19,10 @@ pub(crate) fn ensure_packages() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let command = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    let command = format!(
+        "apt-get update && apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
         return Err(format!("missing Debian packages; run:\n    sudo sh -c '{command}'"));
     }
