@@ -96,12 +96,7 @@ fn test_all() -> Result<(), String> {
 
 fn demo(extra: &[String]) -> Result<(), String> {
     system::ensure_packages()?;
-    step(
-        "demo",
-        cargo()
-            .args(["run", "--quiet", "-p", "pipecat-rtvi", "--example", "rtvi_tour"])
-            .args(extra),
-    )
+    step("demo", cargo().args(["run", "--quiet", "-p", "pipecat-cli", "--", "demo"]).args(extra))
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
