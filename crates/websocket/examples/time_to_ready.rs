@@ -23,7 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20).max(1);
 
-    let client = PipecatClient::builder(WebSocketTransport::new())
+    // Silence up, bot audio discarded: the measurement needs no sound card.
+    let client = PipecatClient::builder(WebSocketTransport::builder().without_audio().build()?)
         .bot_ready_timeout(Duration::from_secs(20))
         .build();
     let request = ApiRequest::new(url).request_data(json!({"transport": "websocket"}));

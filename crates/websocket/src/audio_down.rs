@@ -9,11 +9,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use pipecat_core::media::{Participant, TrackInfo, TrackKind};
 use pipecat_core::{TransportEvent, TransportEventSink};
 use pipecat_media::{AudioFrame, AudioSink, LevelMeter};
 use tokio::sync::{Mutex, Notify, mpsc};
 use tracing::{debug, warn};
+
+use crate::tracks::{TrackGuard, bot_audio_track};
 
 /// Bot frames queued for the sink (the bot sends 40 ms frames: about 20 s).
 const DOWN_QUEUE: usize = 512;
@@ -65,16 +66,20 @@ pub(crate) fn flush_shared(shared: &Shared) {
     shared.flush.notify_one();
 }
 
-/// Writes queued bot audio into the sink until the reader is gone.
+/// Writes queued bot audio into the sink until the reader is gone, metering it (a
+/// [`TransportEvent::RemoteAudioLevel`] about every 100 ms of bot audio). The bot's track
+/// starts with its first frame and stops when this task ends (with the session).
+/// `track_sink` is where `TrackStopped` goes (see [`TrackGuard`]).
 pub(crate) async fn run(
     sink: Arc<Mutex<Box<dyn AudioSink>>>,
     mut rx: mpsc::Receiver<(u64, AudioFrame)>,
     shared: Arc<Shared>,
     events: TransportEventSink,
+    track_sink: Option<TransportEventSink>,
 ) {
+    let mut track = TrackGuard::new(bot_audio_track(), events.clone(), track_sink);
     let mut sink = sink.lock().await;
     let mut meter = LevelMeter::new();
-    let mut track_started = false;
     let mut write_failed = false;
     loop {
         tokio::select! {
@@ -89,10 +94,7 @@ pub(crate) async fn run(
                 if epoch != shared.epoch.load(Ordering::Acquire) {
                     continue;
                 }
-                if !track_started {
-                    track_started = true;
-                    events.emit(TransportEvent::TrackStarted(bot_audio_track()));
-                }
+                track.start();
                 if let Some(level) = meter.push(&frame) {
                     events.emit(TransportEvent::RemoteAudioLevel(level));
                 }
@@ -106,17 +108,4 @@ pub(crate) async fn run(
             }
         }
     }
-    if track_started {
-        events.emit(TransportEvent::TrackStopped(bot_audio_track()));
-    }
-}
-
-/// The bot's audio track.
-fn bot_audio_track() -> TrackInfo {
-    TrackInfo { kind: TrackKind::Audio, participant: Some(bot_participant()) }
-}
-
-/// The bot, as a participant of a WebSocket session (there is no id on this wire).
-pub(crate) fn bot_participant() -> Participant {
-    Participant { id: "bot".into(), name: None, local: false }
 }

@@ -3,10 +3,12 @@
 //! Two tasks per session:
 //! - **capture** reads the source, converts to mono at the bot's input rate (the media
 //!   converter), cuts the audio into frames of the configured duration, replaces it with
-//!   silence while the microphone is muted, meters the level, and encodes each frame;
+//!   silence while the microphone is muted, meters the level (after muting: a
+//!   [`TransportEvent::LocalAudioLevel`] about every 100 ms), and encodes each frame;
 //! - **uplink** holds the frames back until the bot is ready (a bounded buffer that drops the
 //!   oldest frame when full), flushes them in order on `bot_ready()`, then forwards every frame
-//!   to the socket writer.
+//!   to the socket writer. The local audio track starts with the first frame sent and stops
+//!   when the source ends or the session stops.
 //!
 //! They are separate so that the source's `next_frame` is never cancelled half way by the
 //! ready signal (a paced source could lose a frame).
@@ -16,12 +18,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use pipecat_core::{TransportEvent, TransportEventSink};
 use pipecat_media::{AudioConverter, AudioFormat, AudioFrame, AudioSource, LevelMeter};
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{debug, trace, warn};
 
 use crate::codec;
+use crate::tracks::{TrackGuard, local_audio_track};
+
+/// The most frames dropped as stale when a session starts on a running device (far more
+/// than a device buffers).
+const MAX_STALE_FRAMES: usize = 1_000;
 
 /// Frames in flight between the capture and uplink tasks.
 const CAPTURE_QUEUE: usize = 16;
@@ -118,14 +126,32 @@ impl PreReadyBuffer {
 }
 
 /// Reads the source until it ends, fails or the session stops.
+///
+/// With `drop_stale` (the source is a running device), the audio the device buffered before
+/// this session is dropped first: it was captured while no session listened.
 pub(crate) async fn capture(
     source: Arc<Mutex<Box<dyn AudioSource>>>,
     config: UplinkConfig,
     mic_enabled: Arc<AtomicBool>,
+    drop_stale: bool,
     out: mpsc::Sender<Vec<u8>>,
     events: TransportEventSink,
 ) {
     let mut source = source.lock().await;
+    if drop_stale {
+        let mut stale = 0;
+        // A device source hands out buffered frames without waiting; the first wait means
+        // the buffer is empty (nothing is lost by dropping that wait).
+        while stale < MAX_STALE_FRAMES {
+            match source.next_frame().now_or_never() {
+                Some(Ok(Some(_))) => stale += 1,
+                _ => break,
+            }
+        }
+        if stale > 0 {
+            debug!(frames = stale, "dropped microphone audio buffered before the session");
+        }
+    }
     let mut converter = match AudioConverter::new(config.format) {
         Ok(c) => c,
         Err(e) => {
@@ -171,15 +197,27 @@ pub(crate) async fn capture(
     }
 }
 
+/// Where the uplink reports the local audio track: the session's sink, and the transport's
+/// sink for the end of the track (see [`TrackGuard`]).
+#[derive(Debug, Clone)]
+pub(crate) struct TrackSinks {
+    pub(crate) session: TransportEventSink,
+    pub(crate) transport: Option<TransportEventSink>,
+}
+
 /// Forwards encoded frames to the writer, holding them back until the bot is ready.
 pub(crate) async fn uplink(
     mut frames: mpsc::Receiver<Vec<u8>>,
     mut ready: watch::Receiver<bool>,
     writer: mpsc::Sender<Vec<u8>>,
     capacity: usize,
+    tracks: TrackSinks,
 ) {
+    let mut track = TrackGuard::new(local_audio_track(), tracks.session, tracks.transport);
     let mut held = PreReadyBuffer::new(capacity);
     let mut is_ready = *ready.borrow_and_update();
+    // The source ended: what is held still goes out on ready.
+    let mut source_done = false;
     loop {
         tokio::select! {
             biased;
@@ -190,16 +228,29 @@ pub(crate) async fn uplink(
                 is_ready = *ready.borrow_and_update();
                 if is_ready {
                     debug!(frames = held.len(), dropped = held.dropped(), "bot ready: flushing held audio");
+                    if held.len() > 0 {
+                        track.start();
+                    }
                     for frame in held.drain() {
                         if writer.send(frame).await.is_err() {
                             return;
                         }
                     }
+                    if source_done {
+                        return;
+                    }
                 }
             }
-            frame = frames.recv() => {
-                let Some(frame) = frame else { return };
+            frame = frames.recv(), if !source_done => {
+                let Some(frame) = frame else {
+                    if is_ready {
+                        return;
+                    }
+                    source_done = true;
+                    continue;
+                };
                 if is_ready {
+                    track.start();
                     if writer.send(frame).await.is_err() {
                         return;
                     }
@@ -235,6 +286,27 @@ mod tests {
         assert_eq!(c.push(&[3; 1]).len(), 1);
     }
 
+    #[tokio::test]
+    async fn audio_of_a_source_that_ended_before_ready_still_goes_out() {
+        let (ftx, frx) = capture_channel();
+        let (rtx, rrx) = watch::channel(false);
+        let (wtx, mut wrx) = mpsc::channel(64);
+        let (events, _erx) = TransportEventSink::new(1);
+        let sinks = TrackSinks { session: events, transport: None };
+        let task = tokio::spawn(uplink(frx, rrx, wtx, 8, sinks));
+        for i in 0..3u8 {
+            ftx.send(vec![i]).await.unwrap();
+        }
+        drop(ftx); // a short, unpaced file: read to its end before the bot is ready
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished(), "the held audio would be lost");
+        rtx.send(true).unwrap();
+        for i in 0..3u8 {
+            assert_eq!(wrx.recv().await.unwrap(), vec![i]);
+        }
+        task.await.unwrap();
+    }
+
     #[test]
     fn pre_ready_buffer_drops_oldest() {
         let mut b = PreReadyBuffer::new(3);
@@ -253,7 +325,9 @@ mod tests {
         let (ftx, frx) = capture_channel();
         let (rtx, rrx) = watch::channel(false);
         let (wtx, mut wrx) = mpsc::channel(64);
-        let task = tokio::spawn(uplink(frx, rrx, wtx, 2));
+        let (events, mut erx) = TransportEventSink::new(1);
+        let sinks = TrackSinks { session: events, transport: None };
+        let task = tokio::spawn(uplink(frx, rrx, wtx, 2, sinks));
         for i in 0..4u8 {
             ftx.send(vec![i]).await.unwrap();
         }
@@ -266,5 +340,15 @@ mod tests {
         assert_eq!(wrx.recv().await.unwrap(), vec![9]);
         drop(ftx);
         task.await.unwrap();
+        // The local track started with the first frame sent and stopped when the source ended.
+        let mut seen = Vec::new();
+        while let Ok((_, event)) = erx.try_recv() {
+            seen.push(event);
+        }
+        assert!(
+            matches!(seen.as_slice(), [TransportEvent::TrackStarted(a), TransportEvent::TrackStopped(b)]
+            if a.participant.as_ref().is_some_and(|p| p.local) && a == b),
+            "{seen:?}"
+        );
     }
 }

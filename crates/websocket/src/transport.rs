@@ -6,20 +6,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use pipecat_core::media::{MediaDeviceInfo, MediaState};
 use pipecat_core::{
     ApiRequest, ConnectionParams, Transport, TransportError, TransportEvent, TransportEventSink,
 };
-use pipecat_media::{AudioFormat, AudioSink, AudioSource, NullSink, SilenceSource};
+use pipecat_media::{AudioFormat, AudioSink, AudioSource, DeviceSelector};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::audio_down::{self, Downlink};
-use crate::audio_up::{self, UplinkConfig};
+use crate::audio_up::{self, TrackSinks, UplinkConfig};
 use crate::codec;
 use crate::connection::{self, ConnectionState, Control};
+use crate::media_io::{InputChoice, MediaIo, OutputChoice, Side};
 use crate::params::{WebSocketParams, redact_url};
+use crate::tracks;
 
 /// The largest RTVI message the transport sends, in UTF-8 bytes (as the JS transport).
 pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
@@ -77,13 +80,25 @@ pub enum BuildError {
 ///   certificates checked; give your own [`rustls::ClientConfig`] with
 ///   [`WebSocketTransportBuilder::tls_config`] for private roots. The process-wide rustls
 ///   provider is never used.
-/// - **Audio up**: any [`AudioSource`], converted to PCM16 mono at the bot's input rate
-///   (16 kHz by default) in frames of 20 ms (configurable). Audio captured before the bot is
-///   ready is held back (3 s by default, the oldest dropped first) and sent on `bot-ready`.
-///   With the microphone disabled ([`Transport::enable_mic`]) the frames keep flowing as
-///   **silence**, like a muted WebRTC track, so the bot's input clock does not stall.
-/// - **Audio down**: each bot frame goes to the [`AudioSink`] in the rate and channel count it
-///   declares (sinks convert); an interruption frame or `bot-interrupted` flushes it at once.
+/// - **Audio up**: any [`AudioSource`], or a microphone (feature `devices`), converted to
+///   PCM16 mono at the bot's input rate (16 kHz by default) in frames of 20 ms
+///   (configurable). Audio captured before the bot is ready is held back (3 s by default, the
+///   oldest dropped first) and sent on `bot-ready`. With the microphone disabled
+///   ([`Transport::enable_mic`]) the frames keep flowing as **silence**, like a muted WebRTC
+///   track, so the bot's input clock does not stall.
+/// - **Audio down**: each bot frame goes to the [`AudioSink`] (or a speaker) in the rate and
+///   channel count it declares (sinks convert); an interruption frame or `bot-interrupted`
+///   flushes it at once.
+/// - **Devices** (feature `devices`): listing ([`Transport::available_mics`],
+///   [`Transport::available_speakers`]), switching mid-session without dropping the session
+///   ([`Transport::update_mic`], [`Transport::update_speaker`], by the ids listed), media
+///   states per device ([`Transport::media_state`]; opened by [`Transport::init_devices`] or
+///   at connect), and device errors as [`TransportEvent::DeviceError`]. A program-given
+///   source or sink can be replaced by a device mid-session too.
+/// - **Levels and tracks**: [`TransportEvent::LocalAudioLevel`] (what is sent, after mute) and
+///   [`TransportEvent::RemoteAudioLevel`] (the bot's audio) about every 100 ms of audio;
+///   [`TransportEvent::TrackStarted`] / [`TransportEvent::TrackStopped`] for the local audio
+///   (first frame sent; source end or session end) and the bot's (first frame; session end).
 /// - **Endings**: a close with code 1000 or 1001 (after `disconnect-bot`, a bot end, a fatal
 ///   bot error) is [`TransportEvent::BotDisconnected`]; code 4003 (or an HTTP 401/403 at the
 ///   handshake) is [`TransportError::Authentication`]; any other code or a drop without a close
@@ -91,8 +106,13 @@ pub enum BuildError {
 ///   arrives for three keepalive intervals (pings every 10 s by default, see
 ///   [`WebSocketTransportBuilder::keepalive`]). Every task of a session stops when it ends.
 ///
-/// Until the media layer provides device defaults, a transport built without a source sends
-/// (paced) silence and one built without a sink discards bot audio.
+/// **Defaults.** With no source (no sink) given, the transport uses the default microphone
+/// (speaker), opened by [`Transport::init_devices`] or at the latest by `connect`. When it
+/// cannot be opened (no sound card, no permission...), or this crate was built without the
+/// `devices` feature, `init_devices` and `connect` fail with [`TransportError::Media`]
+/// naming the headless alternatives (and the microphone's media state becomes `error`, with a
+/// [`TransportEvent::DeviceError`]). Nothing is sent in silence by surprise: a session that
+/// wants no audio says so with [`WebSocketTransportBuilder::without_audio`].
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -115,6 +135,7 @@ pub struct WebSocketTransport {
     source: Arc<Mutex<Box<dyn AudioSource>>>,
     sink: Arc<Mutex<Box<dyn AudioSink>>>,
     mic_enabled: Arc<AtomicBool>,
+    media: MediaIo,
     session: StdMutex<Option<Session>>,
 }
 
@@ -124,6 +145,7 @@ impl std::fmt::Debug for WebSocketTransport {
             .field("input_format", &self.config.uplink.format)
             .field("frame_duration", &self.config.uplink.frame_duration)
             .field("mic_enabled", &self.mic_enabled.load(Ordering::Relaxed))
+            .field("media", &self.media)
             .field("connected", &self.is_connected())
             .finish_non_exhaustive()
     }
@@ -161,7 +183,8 @@ impl Drop for Session {
 }
 
 impl Default for WebSocketTransport {
-    /// A transport with every default (silence up, bot audio discarded).
+    /// A transport with every default: the default microphone and speaker (feature
+    /// `devices`), opened by `init_devices` or `connect` (see [`WebSocketTransport`]).
     fn default() -> Self {
         // The default configuration always builds: webpki roots with aws-lc-rs.
         WebSocketTransportBuilder::default().build().unwrap_or_else(|e| {
@@ -253,8 +276,20 @@ impl Transport for WebSocketTransport {
         "websocket"
     }
 
-    fn attach(&self, _events: TransportEventSink) {
-        // No device events yet: sources and sinks are chosen by the program.
+    fn attach(&self, events: TransportEventSink) {
+        self.media.attach(events);
+    }
+
+    /// Opens the microphone and speaker (the devices chosen, or the defaults) unless already
+    /// open; a program-given source or sink counts as open. Reports `initializing`, then
+    /// `granted` or `error` per device, and the device lists. During a session, it re-opens a
+    /// device that failed.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when a device cannot be opened, naming the headless
+    /// alternatives for the default ones.
+    async fn init_devices(&self) -> Result<(), TransportError> {
+        self.media.init(true).await
     }
 
     fn map_start_response(
@@ -275,6 +310,10 @@ impl Transport for WebSocketTransport {
         events: TransportEventSink,
     ) -> Result<(), TransportError> {
         let url = WebSocketParams::from_connection_params(&params)?.url()?;
+        if !self.media.is_ready() {
+            // No socket is opened for a session that would have no audio path.
+            self.media.init(false).await?;
+        }
         let previous = self.lock_session().take();
         if let Some(previous) = previous {
             warn!("connect while a session was open: closing the previous one");
@@ -288,7 +327,7 @@ impl Transport for WebSocketTransport {
                 connection::open(&url, &self.config.tls, self.config.connect_timeout).await?;
             info!("connected");
             // Before the reader starts, so it comes ahead of anything the bot sends.
-            events.emit(TransportEvent::BotConnected(audio_down::bot_participant()));
+            events.emit(TransportEvent::BotConnected(tracks::bot_participant()));
             let session = self.spawn_session(stream, events.clone());
             *self.lock_session() = Some(session);
             Ok(())
@@ -347,6 +386,61 @@ impl Transport for WebSocketTransport {
     fn is_mic_enabled(&self) -> bool {
         self.mic_enabled.load(Ordering::Relaxed)
     }
+
+    /// The microphones of this machine (feature `devices`). Blocking: a few milliseconds, a
+    /// server round trip with PulseAudio.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when the audio system cannot list devices;
+    /// [`TransportError::Unsupported`] without the `devices` feature.
+    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        self.media.available(Side::Mic)
+    }
+
+    /// The speakers of this machine (feature `devices`); blocking, as
+    /// [`available_mics`](Transport::available_mics).
+    ///
+    /// # Errors
+    /// As [`available_mics`](Transport::available_mics).
+    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        self.media.available(Side::Speaker)
+    }
+
+    /// Opens the microphone `device_id` (an id from
+    /// [`available_mics`](Transport::available_mics)) and sends from it from the next frame
+    /// on, mid-session too; replaces a program-given source as well. On failure the current
+    /// source stays in use and a [`TransportEvent::DeviceError`] is reported too.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when no such device exists or it cannot be opened;
+    /// [`TransportError::Unsupported`] without the `devices` feature.
+    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
+        self.media.update(Side::Mic, device_id).await
+    }
+
+    /// Opens the speaker `device_id` and plays the bot from the next frame on (audio queued
+    /// for the previous speaker is dropped), mid-session too.
+    ///
+    /// # Errors
+    /// As [`update_mic`](Transport::update_mic).
+    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
+        self.media.update(Side::Speaker, device_id).await
+    }
+
+    /// The microphone device in use; `None` for a program-given source (or before it opens).
+    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
+        self.media.selected_mic()
+    }
+
+    /// The speaker device in use; `None` for a program-given sink (or before it opens).
+    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
+        self.media.selected_speaker()
+    }
+
+    /// The states of the microphone and speaker (the camera is always `uninitialized`).
+    fn media_state(&self) -> MediaState {
+        self.media.media_state()
+    }
 }
 
 impl WebSocketTransport {
@@ -361,6 +455,8 @@ impl WebSocketTransport {
         let (audio_tx, audio_rx) = mpsc::channel(WRITER_AUDIO_QUEUE);
         let (captured_tx, captured_rx) = audio_up::capture_channel();
         let (downlink, down_rx, down) = Downlink::new();
+        let transport_events = self.media.attached();
+        let tracks = TrackSinks { session: events.clone(), transport: transport_events.clone() };
 
         let reader = tokio::spawn(
             connection::reader(
@@ -400,6 +496,7 @@ impl WebSocketTransport {
                 self.source.clone(),
                 self.config.uplink,
                 self.mic_enabled.clone(),
+                self.media.selected_mic().is_some(),
                 captured_tx,
                 events.clone(),
             ))),
@@ -408,12 +505,14 @@ impl WebSocketTransport {
                 ready_rx,
                 audio_tx,
                 self.config.uplink.pre_ready_frames,
+                tracks,
             ))),
             until_shutdown(Box::pin(audio_down::run(
                 self.sink.clone(),
                 down_rx,
                 down.clone(),
                 events,
+                transport_events,
             ))),
         ];
         Session { control, ready, shutdown, down, state, reader, tasks }
@@ -421,6 +520,13 @@ impl WebSocketTransport {
 }
 
 /// Builds a [`WebSocketTransport`].
+///
+/// Audio I/O: give a source and a sink ([`audio_source`](Self::audio_source),
+/// [`audio_sink`](Self::audio_sink): WAV files, in-memory PCM, a tone, silence, a null sink),
+/// pick devices (feature `devices`: [`mic_device`](Self::mic_device),
+/// [`speaker_device`](Self::speaker_device)), say that the session has no audio
+/// ([`without_audio`](Self::without_audio)), or leave a side unset for its default device
+/// (see [`WebSocketTransport`] for what happens without one). The last choice per side wins.
 ///
 /// ```
 /// use std::time::Duration;
@@ -441,8 +547,10 @@ impl WebSocketTransport {
 /// ```
 #[must_use]
 pub struct WebSocketTransportBuilder {
-    source: Option<Box<dyn AudioSource>>,
-    sink: Option<Box<dyn AudioSink>>,
+    input: InputChoice,
+    output: OutputChoice,
+    #[cfg(feature = "devices")]
+    devices: Option<pipecat_media::AudioDevices>,
     input_sample_rate: u32,
     frame_duration: Duration,
     pre_ready_buffer: Duration,
@@ -456,6 +564,8 @@ pub struct WebSocketTransportBuilder {
 impl std::fmt::Debug for WebSocketTransportBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocketTransportBuilder")
+            .field("input", &self.input)
+            .field("output", &self.output)
             .field("input_sample_rate", &self.input_sample_rate)
             .field("frame_duration", &self.frame_duration)
             .field("pre_ready_buffer", &self.pre_ready_buffer)
@@ -469,8 +579,10 @@ impl std::fmt::Debug for WebSocketTransportBuilder {
 impl Default for WebSocketTransportBuilder {
     fn default() -> Self {
         WebSocketTransportBuilder {
-            source: None,
-            sink: None,
+            input: InputChoice::Device(DeviceSelector::Default),
+            output: OutputChoice::Device(DeviceSelector::Default),
+            #[cfg(feature = "devices")]
+            devices: None,
             input_sample_rate: DEFAULT_INPUT_SAMPLE_RATE,
             frame_duration: DEFAULT_FRAME_DURATION,
             pre_ready_buffer: DEFAULT_PRE_READY_BUFFER,
@@ -484,16 +596,65 @@ impl Default for WebSocketTransportBuilder {
 }
 
 impl WebSocketTransportBuilder {
-    /// Where the user's audio comes from (any format: it is converted). Default: silence.
+    /// Where the user's audio comes from (any format: it is converted): a
+    /// [`WavFileSource`](pipecat_media::WavFileSource), a
+    /// [`MemorySource`](pipecat_media::MemorySource) fed by the program, a
+    /// [`ToneSource`](pipecat_media::ToneSource), a
+    /// [`SilenceSource`](pipecat_media::SilenceSource), or your own. Default: the default
+    /// microphone (see [`WebSocketTransport`]).
+    ///
     /// The source is kept across sessions; each session reads it from where the last stopped.
+    /// [`Transport::update_mic`] can still replace it with a microphone.
     pub fn audio_source(mut self, source: impl AudioSource + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.input = InputChoice::Source(Box::new(source));
         self
     }
 
-    /// Where the bot's audio goes (sinks take any format). Default: discarded.
+    /// Where the bot's audio goes (sinks take any format): a
+    /// [`WavFileSink`](pipecat_media::WavFileSink), a
+    /// [`MemorySink`](pipecat_media::MemorySink) read by the program, a
+    /// [`NullSink`](pipecat_media::NullSink), or your own. Default: the default speaker (see
+    /// [`WebSocketTransport`]).
     pub fn audio_sink(mut self, sink: impl AudioSink + 'static) -> Self {
-        self.sink = Some(Box::new(sink));
+        self.output = OutputChoice::Sink(Box::new(sink));
+        self
+    }
+
+    /// A session without audio: paced silence is sent up (the bot's input clock keeps
+    /// running) and the bot's audio is discarded. For text-only sessions, tests and load
+    /// generators. Replaces any source, sink or device chosen before.
+    pub fn without_audio(mut self) -> Self {
+        self.input = InputChoice::Silence;
+        self.output = OutputChoice::Discard;
+        self
+    }
+
+    /// The microphone to use, by id (as listed by [`Transport::available_mics`]) or name (an
+    /// exact case-insensitive match, else the first name containing the text), or the
+    /// default one. It is opened by [`Transport::init_devices`] or at connect.
+    #[cfg(feature = "devices")]
+    pub fn mic_device(mut self, selector: DeviceSelector) -> Self {
+        self.input = InputChoice::Device(selector);
+        self
+    }
+
+    /// The speaker to use, by id (as listed by [`Transport::available_speakers`]) or name, or
+    /// the default one. It is opened by [`Transport::init_devices`] or at connect.
+    #[cfg(feature = "devices")]
+    pub fn speaker_device(mut self, selector: DeviceSelector) -> Self {
+        self.output = OutputChoice::Device(selector);
+        self
+    }
+
+    /// The audio devices to list and open microphones with (default: the machine's default
+    /// audio host, created when first needed). Share one
+    /// [`AudioDevices`](pipecat_media::AudioDevices) with the rest of the program to see the
+    /// same microphone states and events. Speakers are opened on a device layer of their own
+    /// each (cpal's PulseAudio host cannot run two playback streams on one connection, which
+    /// switching speakers needs).
+    #[cfg(feature = "devices")]
+    pub fn audio_devices(mut self, devices: pipecat_media::AudioDevices) -> Self {
+        self.devices = Some(devices);
         self
     }
 
@@ -552,7 +713,8 @@ impl WebSocketTransportBuilder {
         self
     }
 
-    /// Builds the transport.
+    /// Builds the transport. Devices are not opened here but by
+    /// [`Transport::init_devices`] or at connect.
     ///
     /// # Errors
     /// [`BuildError`] for an unusable sample rate or frame duration.
@@ -574,15 +736,14 @@ impl WebSocketTransportBuilder {
             Some(tls) => tls,
             None => WebSocketTransport::default_tls_config()?,
         };
-        let source = match self.source {
-            Some(source) => source,
-            None => Box::new(
-                SilenceSource::new(format)
-                    .map_err(|_| BuildError::InvalidSampleRate(self.input_sample_rate))?
-                    .frame_duration(self.frame_duration),
-            ),
-        };
-        let sink = self.sink.unwrap_or_else(|| Box::new(NullSink::new(AudioFormat::MONO_24K)));
+        let ends = MediaIo::build(
+            self.input,
+            self.output,
+            uplink,
+            #[cfg(feature = "devices")]
+            self.devices,
+        )
+        .map_err(|_| BuildError::InvalidSampleRate(self.input_sample_rate))?;
         Ok(WebSocketTransport {
             config: Config {
                 uplink,
@@ -591,9 +752,10 @@ impl WebSocketTransportBuilder {
                 keepalive: self.keepalive,
                 tls,
             },
-            source: Arc::new(Mutex::new(source)),
-            sink: Arc::new(Mutex::new(sink)),
+            source: Arc::new(Mutex::new(ends.source)),
+            sink: Arc::new(Mutex::new(ends.sink)),
             mic_enabled: Arc::new(AtomicBool::new(self.mic_enabled)),
+            media: ends.media,
             session: StdMutex::new(None),
         })
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use common::{Events, Liveness, ProbeSource, handshake};
 use pipecat_core::{ConnectionParams, Transport, TransportError};
+use pipecat_websocket::WebSocketParams;
 use pipecat_websocket::proto::frame::Frame as Kind;
 use pipecat_websocket::rustls;
 use pipecat_websocket::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use pipecat_websocket::{WebSocketParams, WebSocketTransport};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -71,10 +71,8 @@ impl TlsServer {
 #[tokio::test]
 async fn untrusted_certificate_fails_with_a_clear_error() {
     let server = tls_server().await;
-    let transport = WebSocketTransport::builder()
-        .audio_source(ProbeSource(Arc::new(Liveness::default())))
-        .build()
-        .unwrap();
+    let transport =
+        common::builder().audio_source(ProbeSource(Arc::new(Liveness::default()))).build().unwrap();
     let err = transport.connect(server.params(), Events::new().sink).await.unwrap_err();
     assert!(matches!(err, TransportError::ConnectFailed { .. }), "{err:?}");
     let text = err.to_string();
@@ -94,7 +92,7 @@ async fn a_custom_tls_config_that_trusts_the_certificate_connects() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(ProbeSource(Arc::new(Liveness::default())))
         .tls_config(Arc::new(config))
         .build()

@@ -21,7 +21,7 @@ const CLIENT_READY: &str =
 /// A transport whose microphone is a probe (no audio) and whose sink records.
 fn quiet_transport() -> (WebSocketTransport, Arc<common::Recorded>) {
     let (sink, rec) = RecordingSink::new();
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(ProbeSource(Arc::new(Liveness::default())))
         .audio_sink(sink)
         .build()
@@ -133,7 +133,7 @@ async fn connection_refused_and_handshake_timeout_are_errors() {
     assert!(matches!(err, TransportError::ConnectFailed { .. }), "{err:?}");
 
     let server = TestServer::start_with(Mode::Stall).await;
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(ProbeSource(Arc::new(Liveness::default())))
         .connect_timeout(Duration::from_millis(300))
         .build()
@@ -157,7 +157,7 @@ async fn http_403_at_the_handshake_is_an_authentication_error() {
 async fn audio_before_ready_is_held_then_flushed_in_order() {
     let mut server = TestServer::start().await;
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = WebSocketTransport::builder().audio_source(source).build().unwrap();
+    let transport = common::builder().audio_source(source).build().unwrap();
     transport.connect(server.params(), Events::new().sink).await.unwrap();
     let mut conn = server.accept().await;
 
@@ -187,7 +187,7 @@ async fn audio_before_ready_is_held_then_flushed_in_order() {
 async fn pre_ready_buffer_is_bounded_and_drops_the_oldest() {
     let mut server = TestServer::start().await;
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(source)
         .frame_duration(Duration::from_millis(20))
         .pre_ready_buffer(Duration::from_millis(60))
@@ -213,7 +213,7 @@ async fn pre_ready_buffer_is_bounded_and_drops_the_oldest() {
 async fn audio_up_is_mono_at_the_input_rate_in_frames_of_the_set_duration() {
     let mut server = TestServer::start().await;
     let tone = ToneSource::new(AudioFormat::STEREO_48K, 440.0, 0.5).unwrap().paced(false);
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(tone)
         .input_sample_rate(24_000)
         .frame_duration(Duration::from_millis(40))
@@ -237,7 +237,7 @@ async fn audio_up_is_mono_at_the_input_rate_in_frames_of_the_set_duration() {
 async fn muted_microphone_sends_silence() {
     let mut server = TestServer::start().await;
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = WebSocketTransport::builder().audio_source(source).build().unwrap();
+    let transport = common::builder().audio_source(source).build().unwrap();
     assert!(transport.is_mic_enabled());
     transport.connect(server.params(), Events::new().sink).await.unwrap();
     transport.bot_ready();
@@ -290,7 +290,7 @@ async fn interruption_frame_drops_queued_bot_audio_and_flushes_the_sink() {
     let (mut sink, rec) = RecordingSink::new();
     let gate = Arc::new(Semaphore::new(0));
     sink.gate = Some(gate.clone());
-    let transport = WebSocketTransport::builder()
+    let transport = common::builder()
         .audio_source(ProbeSource(Arc::new(Liveness::default())))
         .audio_sink(sink)
         .build()
@@ -340,8 +340,7 @@ async fn bot_interrupted_flushes_the_sink_at_once() {
 async fn normal_close_is_a_bot_disconnect_and_stops_every_task() {
     let mut server = TestServer::start().await;
     let probe = Arc::new(Liveness::default());
-    let transport =
-        WebSocketTransport::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
+    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
     let mut events = Events::new();
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let mut conn = server.accept().await;
@@ -394,8 +393,7 @@ async fn other_close_codes_are_a_lost_connection_with_the_code() {
 async fn abrupt_drop_is_a_fatal_connection_loss() {
     let mut server = TestServer::start().await;
     let probe = Arc::new(Liveness::default());
-    let transport =
-        WebSocketTransport::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
+    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
     let mut events = Events::new();
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let conn = server.accept().await;
@@ -483,8 +481,7 @@ async fn messages_over_one_mebibyte_are_refused() {
 async fn disconnect_closes_with_1000_is_idempotent_and_stops_everything() {
     let mut server = TestServer::start().await;
     let probe = Arc::new(Liveness::default());
-    let transport =
-        WebSocketTransport::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
+    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
     let mut events = Events::new();
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let mut conn = server.accept().await;
@@ -513,7 +510,7 @@ async fn disconnect_closes_with_1000_is_idempotent_and_stops_everything() {
 async fn a_second_session_on_the_same_transport_works() {
     let mut server = TestServer::start().await;
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = WebSocketTransport::builder().audio_source(source).build().unwrap();
+    let transport = common::builder().audio_source(source).build().unwrap();
     for round in 1..=2i16 {
         transport.connect(server.params(), Events::new().sink).await.unwrap();
         let mut conn = server.accept().await;
@@ -532,8 +529,7 @@ async fn a_second_session_on_the_same_transport_works() {
 async fn dropping_the_transport_stops_its_tasks() {
     let mut server = TestServer::start().await;
     let probe = Arc::new(Liveness::default());
-    let transport =
-        WebSocketTransport::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
+    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
     transport.connect(server.params(), Events::new().sink).await.unwrap();
     let _conn = server.accept().await;
     eventually("audio capture running", || probe.waiting.load(Ordering::SeqCst) == 1).await;
@@ -545,7 +541,7 @@ async fn dropping_the_transport_stops_its_tasks() {
 async fn keepalive_notices_a_silent_server_and_spares_a_live_one() {
     let mut server = TestServer::start().await;
     let build = || {
-        WebSocketTransport::builder()
+        common::builder()
             .audio_source(ProbeSource(Arc::new(Liveness::default())))
             .keepalive(Some(Duration::from_millis(200)))
             .build()

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
 use pipecat_core::{ConnectionParams, TransportEvent, TransportEventSink};
-use pipecat_media::{AudioFormat, AudioFrame, AudioSink, AudioSource, MediaError};
-use pipecat_websocket::codec;
+use pipecat_media::{AudioFormat, AudioFrame, AudioSink, AudioSource, MediaError, NullSink};
 use pipecat_websocket::proto::frame::Frame as Kind;
+use pipecat_websocket::{WebSocketTransport, WebSocketTransportBuilder, codec};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +24,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A transport builder whose bot audio is discarded (the tests choose the source; without
+/// one the default microphone is used).
+pub fn builder() -> WebSocketTransportBuilder {
+    WebSocketTransport::builder().audio_sink(NullSink::new(AudioFormat::MONO_24K))
+}
 
 /// How an accepted connection is served.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,16 +220,31 @@ impl Events {
 
     /// The next event that `keep` accepts (others are skipped).
     pub async fn wait(&mut self, keep: impl Fn(&TransportEvent) -> bool) -> TransportEvent {
+        self.wait_tagged(keep).await.1
+    }
+
+    /// As [`Events::wait`], with the generation the event was sent with (0: the sink given
+    /// to `attach`, see [`Events::transport_sink`]).
+    pub async fn wait_tagged(
+        &mut self,
+        keep: impl Fn(&TransportEvent) -> bool,
+    ) -> (u64, TransportEvent) {
         tokio::time::timeout(WAIT, async {
             loop {
-                let (_, event) = self.rx.recv().await.expect("event channel closed");
+                let (generation, event) = self.rx.recv().await.expect("event channel closed");
                 if keep(&event) {
-                    return event;
+                    return (generation, event);
                 }
             }
         })
         .await
         .expect("event did not come in time")
+    }
+
+    /// A sink on the same channel with generation 0, for `Transport::attach` (as the client
+    /// does).
+    pub fn transport_sink(&self) -> TransportEventSink {
+        self.sink.with_generation(0)
     }
 
     /// The next event that ends a session (BotDisconnected or Failed).
