@@ -11,7 +11,7 @@
 //! 3. `rustfmt` formats it with the workspace's `rustfmt.toml`, so `cargo fmt --check` accepts
 //!    the checked-in file whether the crate `include!`s it or declares it as a module.
 //!
-//! [`write`] replaces the checked-in file; [`check`] regenerates into a temporary directory and
+//! [`write()`] replaces the checked-in file; [`check`] regenerates into a temporary directory and
 //! fails if the checked-in file differs (run by `cargo xtask test-all`).
 
 use std::path::{Path, PathBuf};
