@@ -172,8 +172,9 @@ pub async fn send_json(
     body: &Value,
     default_timeout: Duration,
 ) -> Result<Value, HttpError> {
-    let endpoint = request.endpoint.clone();
-    let url = url::Url::parse(&endpoint)
+    // Errors name the endpoint without its query or user info: those may carry secrets.
+    let endpoint = loggable_endpoint(&request.endpoint);
+    let url = url::Url::parse(&request.endpoint)
         .map_err(|e| HttpError::InvalidUrl { endpoint: endpoint.clone(), reason: e.to_string() })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(HttpError::InvalidUrl {
@@ -206,6 +207,21 @@ pub async fn send_json(
     }
     serde_json::from_str(&text)
         .map_err(|e| HttpError::InvalidResponse { endpoint, reason: e.to_string() })
+}
+
+/// An endpoint for logs and error messages: no query, fragment or user info (they may carry
+/// keys or tokens).
+pub(crate) fn loggable_endpoint(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => "<invalid URL>".to_owned(),
+    }
 }
 
 /// The human message of an error body: JSON `info`, then `detail`, then the plain text.

@@ -17,6 +17,7 @@ use tracing::{Instrument, Span};
 use crate::callbacks::ClientCallbacks;
 use crate::events::{ClientEvent, ErrorEvent, ErrorOrigin, ProtocolWarning};
 use crate::function_calls::Registry;
+use crate::http::loggable_endpoint;
 use crate::http::{self, ApiRequest};
 use crate::options::ClientOptions;
 use crate::state::StateMachine;
@@ -947,20 +948,6 @@ impl Drop for EndIfDropped<'_> {
             let _ =
                 self.inner.start_end(EndTarget::Attempt(id), EndKind::Orderly(Error::Disconnected));
         }
-    }
-}
-
-/// An endpoint for logs: no query, fragment or user info (they may carry keys).
-fn loggable_endpoint(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(mut url) => {
-            url.set_query(None);
-            url.set_fragment(None);
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        Err(_) => "<invalid URL>".to_owned(),
     }
 }
 
