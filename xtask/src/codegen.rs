@@ -26,7 +26,7 @@ const GENERATED: &str = "crates/websocket/src/proto/pipecat.rs";
 
 /// Regenerates the checked-in Rust code from the proto file.
 pub(crate) fn write() -> Result<(), String> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let code = generate(root)?;
     let target = root.join(GENERATED);
     if let Some(parent) = target.parent() {
@@ -40,7 +40,7 @@ pub(crate) fn write() -> Result<(), String> {
 /// Fails if the checked-in generated code is not what the generator produces today.
 pub(crate) fn check() -> Result<(), String> {
     println!("xtask: == codegen check");
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let fresh = generate(root)?;
     let target = root.join(GENERATED);
     let current = std::fs::read_to_string(&target).unwrap_or_default();
@@ -86,10 +86,6 @@ fn rustfmt(root: &Path, file: &Path) -> Result<(), String> {
     } else {
         Err(format!("rustfmt failed: {}", String::from_utf8_lossy(&output.stderr)))
     }
-}
-
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root")
 }
 
 /// A uniquely named directory under the system temp dir, removed on drop.

@@ -8,7 +8,6 @@
 //! - `codegen`: regenerate the checked-in protobuf code of the WebSocket transport.
 
 mod codegen;
-mod daily_venv;
 mod system;
 mod venv;
 
@@ -20,10 +19,10 @@ fn main() -> ExitCode {
         Some("test-all") => test_all(),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("peer-venv") => venv::ensure().map(|python| {
+        Some("peer-venv") => venv::PIPECAT.ensure().map(|python| {
             println!("peer-bot python: {}", python.display());
         }),
-        Some("daily-venv") => daily_venv::ensure().map(|python| {
+        Some("daily-venv") => venv::DAILY.ensure().map(|python| {
             println!("daily-python python: {}", python.display());
         }),
         Some("deps") => system::ensure_packages(),
@@ -57,8 +56,8 @@ fn main() -> ExitCode {
 fn test_all() -> Result<(), String> {
     system::ensure_packages()?;
     codegen::check()?;
-    let python = venv::ensure()?;
-    let daily_python = daily_venv::ensure()?;
+    let python = venv::PIPECAT.ensure()?;
+    let daily_python = venv::DAILY.ensure()?;
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "cargo clippy",
@@ -80,8 +79,8 @@ fn test_all() -> Result<(), String> {
         "cargo test",
         cargo()
             .args(["test", "--workspace", "--all-targets", "--all-features"])
-            .env(venv::PYTHON_ENV, &python)
-            .env(daily_venv::PYTHON_ENV, &daily_python),
+            .env(venv::PIPECAT_PYTHON_ENV, &python)
+            .env(venv::DAILY_PYTHON_ENV, &daily_python),
     )?;
     step("cargo test --doc", cargo().args(["test", "--workspace", "--doc", "--all-features"]))?;
     step(
@@ -102,6 +101,13 @@ fn demo(extra: &[String]) -> Result<(), String> {
 fn bench(extra: &[String]) -> Result<(), String> {
     system::ensure_packages()?;
     step("cargo bench", cargo().args(["bench", "--workspace"]).args(extra))
+}
+
+/// The workspace root: xtask's manifest dir is `<root>/xtask`.
+pub(crate) fn workspace_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
 }
 
 fn cargo() -> Command {

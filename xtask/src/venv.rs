@@ -1,64 +1,141 @@
-//! The Python venv of the real pipecat-ai peer bot used by the interop tests.
+//! Python venvs under `target/` for the tests that drive real Python peers: the pipecat-ai
+//! peer bot (interop tests) and daily-python (pipecat-daily's sidecar tests).
 //!
-//! It lives under `target/peer-venv` so `cargo clean` removes it and CI caches it with the build.
+//! They live under `target/` so `cargo clean` removes them and CI caches them with the build.
+//! A stamp file records the requirement a venv was built for; a venv without the right stamp,
+//! or that fails its import check, is rebuilt.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-/// The pinned server the interop tests prove the SDK against.
-pub(crate) const PIPECAT_REQUIREMENT: &str = "pipecat-ai[webrtc,websocket,runner]==1.14.0";
+/// One pinned venv.
+pub(crate) struct PythonVenv {
+    /// Directory name under `target/`.
+    pub(crate) dir: &'static str,
+    /// The pip requirement, pinned.
+    pub(crate) requirement: &'static str,
+    /// The oldest Python minor version (3.x) the requirement supports.
+    pub(crate) min_minor: u32,
+    /// Python code that must run in the venv for it to count as working.
+    pub(crate) import_check: &'static str,
+    /// Added to an install failure: where the package has wheels.
+    pub(crate) install_hint: &'static str,
+}
 
-/// Environment variable through which the interop tests find the venv's interpreter.
-pub(crate) const PYTHON_ENV: &str = "PIPECAT_PEER_PYTHON";
+/// The real server the interop tests prove the SDK against.
+pub(crate) const PIPECAT: PythonVenv = PythonVenv {
+    dir: "peer-venv",
+    requirement: "pipecat-ai[webrtc,websocket,runner]==1.14.0",
+    min_minor: 11,
+    import_check: "import pipecat.runner.run",
+    install_hint: "pipecat-ai needs Python >= 3.11",
+};
 
-/// Creates the venv if it is missing or was built for another requirement; returns its python.
-pub(crate) fn ensure() -> Result<PathBuf, String> {
-    let dir = workspace_root().join("target").join("peer-venv");
-    let python = dir.join("bin").join("python");
-    let stamp = dir.join("pipecat-requirement.txt");
-    if python.exists()
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(PIPECAT_REQUIREMENT)
-    {
-        return Ok(python);
-    }
-    println!("xtask: creating the peer-bot venv in {} ({PIPECAT_REQUIREMENT})", dir.display());
-    let host_python = find_host_python()?;
-    run(Command::new(&host_python).args(["-m", "venv", "--clear"]).arg(&dir), "create the venv")
+/// Environment variable through which the interop tests find the peer-bot interpreter.
+pub(crate) const PIPECAT_PYTHON_ENV: &str = "PIPECAT_PEER_PYTHON";
+
+/// daily-python for pipecat-daily's sidecar tests (binary wheels only).
+pub(crate) const DAILY: PythonVenv = PythonVenv {
+    dir: "daily-venv",
+    requirement: "daily-python==0.36.0",
+    min_minor: 8,
+    import_check: "import daily; daily.Daily.init()",
+    install_hint: "daily-python ships binary wheels only: Linux x86_64/aarch64 with glibc >= \
+                   2.28, macOS 13+, Windows x86_64",
+};
+
+/// Environment variable through which the pipecat-daily tests find the daily-python interpreter.
+pub(crate) const DAILY_PYTHON_ENV: &str = "PIPECAT_DAILY_PYTHON";
+
+impl PythonVenv {
+    /// Creates the venv if it is missing, broken or built for another requirement; returns its
+    /// interpreter.
+    pub(crate) fn ensure(&self) -> Result<PathBuf, String> {
+        let dir = crate::workspace_root().join("target").join(self.dir);
+        let stamp = dir.join("requirement.txt");
+        let python = venv_python(&dir);
+        let stamped = std::fs::read_to_string(&stamp).ok().as_deref() == Some(self.requirement);
+        if stamped && python.exists() && self.works(&python) {
+            return Ok(python);
+        }
+        println!("xtask: creating the venv {} ({})", dir.display(), self.requirement);
+        let host_python = self.find_host_python()?;
+        run(
+            Command::new(&host_python).args(["-m", "venv", "--clear"]).arg(&dir),
+            "create the venv",
+        )
         .map_err(|e| {
             format!("{e}\n(on Debian: `apt-get install python3-venv`, then run this again)")
         })?;
-    run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--upgrade", "pip"]),
-        "upgrade pip",
-    )?;
-    run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", PIPECAT_REQUIREMENT]),
-        "install pipecat-ai",
-    )?;
-    std::fs::write(&stamp, PIPECAT_REQUIREMENT).map_err(|e| format!("write {stamp:?}: {e}"))?;
-    Ok(python)
+        let python = venv_python(&dir);
+        run(
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", "--upgrade", "pip"]),
+            "upgrade pip",
+        )?;
+        run(
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", self.requirement]),
+            &format!("install {}", self.requirement),
+        )
+        .map_err(|e| format!("{e}\n({})", self.install_hint))?;
+        if !self.works(&python) {
+            return Err(format!(
+                "{} was installed in {} but does not import",
+                self.requirement,
+                dir.display()
+            ));
+        }
+        std::fs::write(&stamp, self.requirement)
+            .map_err(|e| format!("write {}: {e}", stamp.display()))?;
+        Ok(python)
+    }
+
+    fn works(&self, python: &Path) -> bool {
+        quiet(Command::new(python).args(["-c", self.import_check]))
+    }
+
+    fn find_host_python(&self) -> Result<PathBuf, String> {
+        let check = format!(
+            "import sys; sys.exit(0 if sys.version_info >= (3, {}) else 1)",
+            self.min_minor
+        );
+        // The plain `python3` first: version shims (pyenv) may exist for interpreters that are
+        // not active, and probing them prints noise.
+        let candidates = ["python3", "python3.13", "python3.12", "python3.11", "python"];
+        candidates
+            .iter()
+            .find(|c| quiet(Command::new(c).args(["-c", &check])))
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                format!(
+                    "{} needs Python >= 3.{} on PATH (python3)",
+                    self.requirement, self.min_minor
+                )
+            })
+    }
 }
 
-fn find_host_python() -> Result<PathBuf, String> {
-    for candidate in ["python3.13", "python3.12", "python3.11", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return Ok(PathBuf::from(candidate));
-        }
+/// The venv's interpreter. The directory is resolved first: Python finds its venv from the path
+/// it was started with, so that path must not contain `..`.
+fn venv_python(dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if cfg!(windows) {
+        dir.join("Scripts").join("python.exe")
+    } else {
+        dir.join("bin").join("python")
     }
-    Err("pipecat-ai needs Python >= 3.11 on PATH (python3)".into())
+}
+
+/// Runs a probe without output; `true` if it succeeded.
+fn quiet(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), String> {
     let status = command.status().map_err(|e| format!("could not {what}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("could not {what} ({status})")) }
-}
-
-/// The workspace root: xtask's manifest dir is `<root>/xtask`.
-pub(crate) fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root")
 }
