@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         positional.next().cloned().unwrap_or_else(|| "http://localhost:7860/start".to_owned());
     let runs: usize = positional.next().map(|n| n.parse()).transpose()?.unwrap_or(20).max(1);
 
-    let mut builder = SmallWebRtcTransport::builder();
+    // No audio: this measures the time to `bot-ready` only.
+    let mut builder = SmallWebRtcTransport::builder().without_audio();
     if loopback {
         builder = builder.loopback_only();
     }

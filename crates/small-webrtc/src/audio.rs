@@ -164,6 +164,14 @@ impl SinkSlot {
         sink.write(frame).await
     }
 
+    /// Closes the sink (a WAV file gets its final header, an in-memory sink's stream ends).
+    pub(crate) async fn close(&self) -> Result<(), MediaError> {
+        match self.sink.lock().await.as_mut() {
+            Some(sink) => sink.close().await,
+            None => Ok(()),
+        }
+    }
+
     /// Drops what the sink has buffered (the bot was interrupted): at once if the sink is
     /// free, else before the next write.
     pub(crate) fn flush(&self) {
@@ -222,7 +230,9 @@ pub(crate) async fn run_mic(
     out: Arc<OutSlot>,
     mic_enabled: Arc<AtomicBool>,
     events: TransportEventSink,
+    transport_events: Option<TransportEventSink>,
 ) {
+    let mut track = LocalTrackGuard::new(events.clone(), transport_events);
     let mut guard = source.lock().await;
     let Some(source) = guard.as_mut() else { return };
     let mut encoder = match MicEncoder::new() {
@@ -252,9 +262,55 @@ pub(crate) async fn run_mic(
                 }
                 for packet in encoded.packets {
                     out.write(packet).await;
+                    track.start();
                 }
             }
             Err(e) => tracing::debug!(error = %e, "microphone frame dropped"),
+        }
+    }
+}
+
+/// The local audio track (the microphone, or whatever source the program gave).
+pub(crate) fn local_audio_track() -> TrackInfo {
+    TrackInfo {
+        kind: TrackKind::Audio,
+        participant: Some(Participant { id: "local".into(), name: None, local: true }),
+    }
+}
+
+/// Reports the local track as started once (first packet sent), and as stopped when dropped
+/// if it started: the source ended, or the microphone task stopped with its session.
+///
+/// `TrackStopped` goes to the transport-level sink when there is one: a client stops
+/// listening to a session's own sink as soon as the session ends, which is when most tracks
+/// stop.
+struct LocalTrackGuard {
+    session: TransportEventSink,
+    transport: Option<TransportEventSink>,
+    started: bool,
+}
+
+impl LocalTrackGuard {
+    fn new(session: TransportEventSink, transport: Option<TransportEventSink>) -> Self {
+        LocalTrackGuard { session, transport, started: false }
+    }
+
+    fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.session.emit(TransportEvent::TrackStarted(local_audio_track()));
+        }
+    }
+}
+
+impl Drop for LocalTrackGuard {
+    fn drop(&mut self) {
+        if self.started {
+            let event = TransportEvent::TrackStopped(local_audio_track());
+            match &self.transport {
+                Some(sink) => sink.emit(event),
+                None => self.session.emit(event),
+            }
         }
     }
 }

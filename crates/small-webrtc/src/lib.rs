@@ -37,6 +37,18 @@
 //!
 //! The client drives the transport; see [`SmallWebRtcTransport`] for the options and
 //! [`SmallWebRtcParams`] for the connection parameters it reads.
+//!
+//! Audio I/O is chosen on the [`SmallWebRtcTransportBuilder`]: a program-given source and
+//! sink, devices picked by id or name, `without_audio()`, or the default devices (feature
+//! `devices`); see [`SmallWebRtcTransport`] for the defaults.
+//!
+//! # Features
+//!
+//! * `devices`: microphones and speakers through cpal (`pipecat-media/devices`; ALSA
+//!   headers needed on Linux). Without it, a transport needs an explicit source and sink (or
+//!   `without_audio()`).
+//! * `pulseaudio`: implies `devices`; cpal's pure-Rust PulseAudio host, preferred whenever a
+//!   PulseAudio or PipeWire server is reachable.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -44,6 +56,7 @@
 mod audio;
 mod error;
 mod keepalive;
+mod media_io;
 mod params;
 mod peer;
 mod recovery;

@@ -6,18 +6,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pipecat_core::media::{MediaDeviceInfo, MediaState};
 use pipecat_core::{
     ApiRequest, ConnectionParams, DEFAULT_MAX_MESSAGE_SIZE, Transport, TransportError,
     TransportEventSink,
 };
-use pipecat_media::{AudioSink, AudioSource};
+use pipecat_media::{AudioSink, AudioSource, DeviceSelector};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::audio::{OutSlot, SinkSlot, SourceSlot, run_mic};
+use crate::audio::{OutSlot, PACKET_DURATION, SEND_FORMAT, SinkSlot, SourceSlot, run_mic};
 use crate::keepalive::{MIC_INDEX, PING_PERIOD, track_status};
+use crate::media_io::{InputChoice, MediaIo, OutputChoice, Side, UplinkConfig};
 use crate::params::{IceServer, SmallWebRtcParams};
 use crate::peer::PeerOptions;
 use crate::recovery::RecoveryConfig;
@@ -37,6 +39,23 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 ///
 /// Build it with [`SmallWebRtcTransport::builder`] and hand it to the client. A transport
 /// carries one session at a time and can run many sessions one after another.
+///
+/// - **Devices** (feature `devices`): listing ([`Transport::available_mics`],
+///   [`Transport::available_speakers`]), switching mid-session without dropping the session
+///   ([`Transport::update_mic`], [`Transport::update_speaker`], by the ids listed), media
+///   states per device ([`Transport::media_state`]; opened by [`Transport::init_devices`] or
+///   at connect), and device errors as `TransportEvent::DeviceError` on the sink given to
+///   `attach`. A program-given source or sink can be replaced by a device mid-session too.
+/// - **Tracks**: `TrackStarted` / `TrackStopped` for the local audio (first packet sent;
+///   source end or session end) and the bot's.
+///
+/// **Defaults.** With no source (no sink) given, the transport uses the default microphone
+/// (speaker), opened by [`Transport::init_devices`] or at the latest by `connect`. When it
+/// cannot be opened (no sound card, no permission...), or this crate was built without the
+/// `devices` feature, `init_devices` and `connect` fail with [`TransportError::Media`]
+/// naming the headless alternatives (and the media state becomes `error`, with a
+/// `TransportEvent::DeviceError`). A session that wants no audio says so with
+/// [`SmallWebRtcTransportBuilder::without_audio`].
 ///
 /// ```
 /// use pipecat_media::{AudioFormat, NullSink, SilenceSource};
@@ -68,6 +87,8 @@ struct Inner {
     source: SourceSlot,
     sink: Arc<SinkSlot>,
     mic_enabled: Arc<AtomicBool>,
+    /// The devices behind the source and sink, their states and events.
+    media: MediaIo,
     max_message_size: Arc<AtomicUsize>,
     signalling: Arc<SignallingCounters>,
     counters: Arc<SessionCounters>,
@@ -168,7 +189,8 @@ pub struct SmallWebRtcStats {
 }
 
 impl SmallWebRtcTransport {
-    /// A builder with the defaults: no audio, trickle ICE, wildcard UDP bind, camera and
+    /// A builder with the defaults: the default microphone and speaker (feature `devices`;
+    /// see [`SmallWebRtcTransport`]), trickle ICE, wildcard UDP bind, camera and
     /// screen transceivers, recovery with 3 attempts.
     pub fn builder() -> SmallWebRtcTransportBuilder {
         SmallWebRtcTransportBuilder::default()
@@ -192,6 +214,16 @@ impl SmallWebRtcTransport {
             patch_failures: s.patch_failures.load(Ordering::Relaxed),
             pings: c.pings.load(Ordering::Relaxed),
         }
+    }
+
+    /// Closes the audio sink (a WAV file gets its final header, an in-memory sink's stream
+    /// ends). Call it when done with the transport, after the last session; the sink may
+    /// refuse audio afterwards.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when the sink fails to close.
+    pub async fn close_audio_sink(&self) -> Result<(), TransportError> {
+        self.inner.sink.close().await.map_err(|e| TransportError::Media(e.to_string()))
     }
 
     fn current(&self) -> Option<Arc<Shared>> {
@@ -221,6 +253,7 @@ impl Transport for SmallWebRtcTransport {
     }
 
     fn attach(&self, events: TransportEventSink) {
+        self.inner.media.attach(events.clone());
         *self.inner.attached.lock().unwrap_or_else(|p| p.into_inner()) = Some(events);
     }
 
@@ -246,6 +279,10 @@ impl Transport for SmallWebRtcTransport {
         let params = SmallWebRtcParams::from_connection_params(&params)?;
         let offer = params.resolve(config.offer_url_template.as_deref())?;
         let ice_servers = params.ice_servers.clone().unwrap_or_else(|| config.ice_servers.clone());
+        if !self.inner.media.is_ready() {
+            // No peer connection is made for a session that would have no audio path.
+            self.inner.media.init(false).await?;
+        }
         // One session at a time: a stale one (abandoned connect) goes first.
         self.end_session().await;
 
@@ -301,8 +338,14 @@ impl Transport for SmallWebRtcTransport {
         let keepalive =
             tokio::spawn(shared.clone().run_keepalive(PING_PERIOD).instrument(span.clone()));
         let mic = tokio::spawn(
-            run_mic(self.inner.source.clone(), out, self.inner.mic_enabled.clone(), events)
-                .instrument(span),
+            run_mic(
+                self.inner.source.clone(),
+                out,
+                self.inner.mic_enabled.clone(),
+                events,
+                self.inner.media.attached(),
+            )
+            .instrument(span),
         );
         let mut session = self.inner.session.lock().await;
         match session.as_mut() {
@@ -360,13 +403,89 @@ impl Transport for SmallWebRtcTransport {
     fn is_mic_enabled(&self) -> bool {
         self.inner.mic_enabled.load(Ordering::Acquire)
     }
+
+    /// Opens what is not open yet: a program-given source or sink becomes `granted`, a
+    /// device (the default ones unless picked) is opened, reporting `initializing`, then
+    /// `granted` or `error` per device, and the device lists. `connect` does this too.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when a device cannot be opened, naming the headless
+    /// alternatives for the default ones.
+    async fn init_devices(&self) -> Result<(), TransportError> {
+        self.inner.media.init(true).await
+    }
+
+    /// The microphones of this machine (feature `devices`). Blocking: a few milliseconds, a
+    /// server round trip with PulseAudio.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when the audio system cannot list devices;
+    /// [`TransportError::Unsupported`] without the `devices` feature.
+    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        self.inner.media.available(Side::Mic)
+    }
+
+    /// The speakers of this machine (feature `devices`); blocking, as
+    /// [`available_mics`](Transport::available_mics).
+    ///
+    /// # Errors
+    /// As [`available_mics`](Transport::available_mics).
+    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        self.inner.media.available(Side::Speaker)
+    }
+
+    /// Opens the microphone `device_id` (an id from
+    /// [`available_mics`](Transport::available_mics)) and sends from it from the next frame
+    /// on, mid-session too; replaces a program-given source as well. On failure the current
+    /// source stays in use and a [`TransportEvent::DeviceError`](pipecat_core::TransportEvent::DeviceError)
+    /// is reported too.
+    ///
+    /// # Errors
+    /// [`TransportError::Media`] when no such device exists or it cannot be opened;
+    /// [`TransportError::Unsupported`] without the `devices` feature.
+    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
+        self.inner.media.update(Side::Mic, device_id).await
+    }
+
+    /// Opens the speaker `device_id` and plays the bot from the next frame on, mid-session
+    /// too.
+    ///
+    /// # Errors
+    /// As [`update_mic`](Transport::update_mic).
+    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
+        self.inner.media.update(Side::Speaker, device_id).await
+    }
+
+    /// The microphone device in use; `None` for a program-given source (or before it opens).
+    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
+        self.inner.media.selected_mic()
+    }
+
+    /// The speaker device in use; `None` for a program-given sink (or before it opens).
+    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
+        self.inner.media.selected_speaker()
+    }
+
+    /// The states of the microphone and speaker (the camera is always `uninitialized`).
+    fn media_state(&self) -> MediaState {
+        self.inner.media.media_state()
+    }
 }
 
 /// Builds a [`SmallWebRtcTransport`].
-#[derive(Default)]
+///
+/// Audio I/O: give a source and a sink ([`audio_source`](Self::audio_source),
+/// [`audio_sink`](Self::audio_sink): WAV files, in-memory PCM, a tone, silence, a null sink),
+/// pick devices (feature `devices`: [`mic_device`](Self::mic_device),
+/// [`speaker_device`](Self::speaker_device)), say that the session has no audio
+/// ([`without_audio`](Self::without_audio)), or leave a side unset for its default device
+/// (see [`SmallWebRtcTransport`] for what happens without one). The last choice per side
+/// wins.
 pub struct SmallWebRtcTransportBuilder {
-    source: Option<Box<dyn AudioSource>>,
-    sink: Option<Box<dyn AudioSink>>,
+    input: InputChoice,
+    output: OutputChoice,
+    #[cfg(feature = "devices")]
+    devices: Option<pipecat_media::AudioDevices>,
     ice_servers: Vec<IceServer>,
     udp_addrs: Option<Vec<SocketAddr>>,
     include_loopback: bool,
@@ -383,28 +502,94 @@ pub struct SmallWebRtcTransportBuilder {
 impl std::fmt::Debug for SmallWebRtcTransportBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmallWebRtcTransportBuilder")
-            .field("audio_source", &self.source.is_some())
-            .field("audio_sink", &self.sink.is_some())
+            .field("input", &self.input)
+            .field("output", &self.output)
             .field("ice_servers", &self.ice_servers)
             .field("udp_addrs", &self.udp_addrs)
             .finish_non_exhaustive()
     }
 }
 
+impl Default for SmallWebRtcTransportBuilder {
+    fn default() -> Self {
+        SmallWebRtcTransportBuilder {
+            input: InputChoice::Device(DeviceSelector::Default),
+            output: OutputChoice::Device(DeviceSelector::Default),
+            #[cfg(feature = "devices")]
+            devices: None,
+            ice_servers: Vec::new(),
+            udp_addrs: None,
+            include_loopback: false,
+            video_transceivers: None,
+            wait_for_gathering: None,
+            signalling_timeout: None,
+            connect_timeout: None,
+            recovery: None,
+            offer_url_template: None,
+            http: None,
+            mic_enabled: None,
+        }
+    }
+}
+
 impl SmallWebRtcTransportBuilder {
-    /// The microphone: any format (it is converted to 48 kHz mono and encoded as Opus in
-    /// 20 ms packets). Paced sources (devices, `paced(true)` generators) set the send rate.
-    /// Without one, no audio is sent.
+    /// The microphone side: any source in any format (it is converted to 48 kHz mono and
+    /// encoded as Opus in 20 ms packets). Paced sources (devices, `paced(true)` generators)
+    /// set the send rate. Default: the default microphone (see [`SmallWebRtcTransport`]).
+    ///
+    /// The source is kept across sessions; [`Transport::update_mic`] can still replace it
+    /// with a microphone.
     #[must_use]
     pub fn audio_source(mut self, source: Box<dyn AudioSource>) -> Self {
-        self.source = Some(source);
+        self.input = InputChoice::Source(source);
         self
     }
 
     /// Where bot audio goes (decoded to 48 kHz mono; the sink converts to its own format).
+    /// Default: the default speaker (see [`SmallWebRtcTransport`]).
     #[must_use]
     pub fn audio_sink(mut self, sink: Box<dyn AudioSink>) -> Self {
-        self.sink = Some(sink);
+        self.output = OutputChoice::Sink(sink);
+        self
+    }
+
+    /// A session without audio: nothing is sent on the audio track (it stays idle, which
+    /// WebRTC bots accept) and the bot's audio is discarded. For text-only sessions, tests
+    /// and load generators. Replaces any source, sink or device chosen before.
+    #[must_use]
+    pub fn without_audio(mut self) -> Self {
+        self.input = InputChoice::Silence;
+        self.output = OutputChoice::Discard;
+        self
+    }
+
+    /// The microphone to use, by id (as listed by [`Transport::available_mics`]) or name (an
+    /// exact case-insensitive match, else the first name containing the text), or the
+    /// default one. It is opened by [`Transport::init_devices`] or at connect.
+    #[cfg(feature = "devices")]
+    #[must_use]
+    pub fn mic_device(mut self, selector: DeviceSelector) -> Self {
+        self.input = InputChoice::Device(selector);
+        self
+    }
+
+    /// The speaker to use, by id (as listed by [`Transport::available_speakers`]) or name,
+    /// or the default one. It is opened by [`Transport::init_devices`] or at connect.
+    #[cfg(feature = "devices")]
+    #[must_use]
+    pub fn speaker_device(mut self, selector: DeviceSelector) -> Self {
+        self.output = OutputChoice::Device(selector);
+        self
+    }
+
+    /// The audio devices to list and open microphones with (default: the machine's default
+    /// audio host, created when first needed). Speakers are opened on a device layer of
+    /// their own each (cpal's PulseAudio host cannot run two playback streams on one
+    /// connection, which switching speakers needs).
+    #[cfg(feature = "devices")]
+    #[must_use]
+    pub fn audio_devices(mut self, devices: pipecat_media::AudioDevices) -> Self {
+        self.devices = Some(devices);
         self
     }
 
@@ -500,6 +685,8 @@ impl SmallWebRtcTransportBuilder {
 
     /// Builds the transport.
     ///
+    /// Devices are not opened here but by [`Transport::init_devices`] or at connect.
+    ///
     /// # Errors
     /// [`TransportError::Other`] when the default HTTP client cannot be built (no TLS roots).
     pub fn build(self) -> Result<SmallWebRtcTransport, TransportError> {
@@ -522,13 +709,22 @@ impl SmallWebRtcTransportBuilder {
             recovery: self.recovery.unwrap_or_default(),
             offer_url_template: self.offer_url_template,
         };
+        let ends = MediaIo::build(
+            self.input,
+            self.output,
+            UplinkConfig { format: SEND_FORMAT, frame_duration: PACKET_DURATION },
+            #[cfg(feature = "devices")]
+            self.devices,
+        )
+        .map_err(|e| TransportError::other("could not set up the audio path", e))?;
         Ok(SmallWebRtcTransport {
             inner: Arc::new(Inner {
                 config,
                 http,
-                source: Arc::new(tokio::sync::Mutex::new(self.source)),
-                sink: Arc::new(SinkSlot::new(self.sink)),
+                source: Arc::new(tokio::sync::Mutex::new(Some(ends.source))),
+                sink: Arc::new(SinkSlot::new(Some(ends.sink))),
                 mic_enabled: Arc::new(AtomicBool::new(self.mic_enabled.unwrap_or(true))),
+                media: ends.media,
                 max_message_size: Arc::new(AtomicUsize::new(DEFAULT_MAX_MESSAGE_SIZE)),
                 signalling: Arc::default(),
                 counters: Arc::default(),

@@ -10,7 +10,9 @@ use pipecat_core::{
     Transport, TransportState,
 };
 use pipecat_interop_tests::PeerBot;
-use pipecat_media::{AudioFormat, MemorySink, ToneSource, analysis};
+use pipecat_media::{
+    AudioFormat, MemorySink, ToneGenerator, ToneSource, WavFileSink, WavFileSource, analysis,
+};
 use pipecat_small_webrtc::{
     RecoveryConfig, SmallWebRtcParams, SmallWebRtcTransport, SmallWebRtcTransportBuilder,
 };
@@ -39,9 +41,10 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Loopback only: the bot (with `--loopback-ice`) offers 127.0.0.1 and nothing else.
+/// Loopback only: the bot (with `--loopback-ice`) offers 127.0.0.1 and nothing else. No
+/// audio unless a test gives a source or sink (there is no sound card here).
 fn builder() -> SmallWebRtcTransportBuilder {
-    SmallWebRtcTransport::builder().loopback_only()
+    SmallWebRtcTransport::builder().loopback_only().without_audio()
 }
 
 fn client(transport: SmallWebRtcTransport) -> PipecatClient {
@@ -663,4 +666,116 @@ async fn time_to_ready_median_of_20() {
         times[0].as_secs_f64() * 1e3,
         times[19].as_secs_f64() * 1e3
     );
+}
+
+#[tokio::test]
+async fn a_wav_file_streamed_up_comes_back_into_a_wav_file() {
+    const HZ: f64 = 440.0;
+    // The "microphone": a WAV file, 1.5 s of a 440 Hz tone at 48 kHz written with hound,
+    // streamed in real time (as 48 kHz Opus). The "speaker": a WAV file at 24 kHz.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tone-440.wav");
+    let output = dir.path().join("echo.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&input, spec).unwrap();
+    let tone = ToneGenerator::new(AudioFormat::MONO_48K, HZ as f32, 0.3)
+        .unwrap()
+        .frame(72_000, Duration::ZERO);
+    for &s in tone.samples() {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+
+    let bot = bot(&[]).await;
+    let transport = builder()
+        .audio_source(Box::new(WavFileSource::open(&input).unwrap()))
+        .audio_sink(Box::new(WavFileSink::create(&output, AudioFormat::MONO_24K).unwrap()))
+        .build()
+        .unwrap();
+    let client = client(transport.clone());
+    let mut events = client.events();
+    Route::Session.connect(&client, &bot).await;
+
+    // Tracks and levels as the client reports them; the local track stops when the file ends.
+    let is_local =
+        |t: &pipecat_core::media::TrackInfo| t.participant.as_ref().is_some_and(|p| p.local);
+    let mut bot_track = false;
+    let mut local_started = false;
+    let mut local_stopped = false;
+    let mut loud_local = 0;
+    let mut loud_remote = 0;
+    let finished = tokio::time::timeout(WAIT, async {
+        // Until the file ended and the echo went quiet: no loud bot level for 1 s (the bot
+        // keeps sending silence, so events never stop).
+        let mut last_loud = tokio::time::Instant::now();
+        loop {
+            if local_stopped && loud_remote >= 10 && last_loud.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+            let next = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+                Ok(event) => event,
+                Err(_) => continue,
+            };
+            match next {
+                Some(ClientEvent::TrackStarted(t)) if is_local(&t) => local_started = true,
+                Some(ClientEvent::TrackStarted(_)) => bot_track = true,
+                Some(ClientEvent::TrackStopped(t)) if is_local(&t) => local_stopped = true,
+                Some(ClientEvent::LocalAudioLevel(l)) if l > 0.5 => loud_local += 1,
+                Some(ClientEvent::RemoteAudioLevel(l)) if l > 0.5 => {
+                    loud_remote += 1;
+                    last_loud = tokio::time::Instant::now();
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    })
+    .await;
+    client.disconnect().await.unwrap();
+    transport.close_audio_sink().await.unwrap();
+    assert!(
+        finished.is_ok(),
+        "no end of the echo within {WAIT:?} (loud bot levels: {loud_remote})"
+    );
+    assert!(
+        bot_track && local_started && local_stopped,
+        "track events: bot {bot_track}, local start {local_started}, local stop {local_stopped}"
+    );
+    // 1.5 s of tone: about 15 local levels; the echo about as many.
+    assert!(loud_local >= 12, "{loud_local} loud local levels");
+    assert!(loud_remote >= 10, "{loud_remote} loud bot levels");
+
+    let mut reader = hound::WavReader::open(&output).unwrap();
+    assert_eq!((reader.spec().sample_rate, reader.spec().channels), (24_000, 1));
+    let recorded: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    // The loud 20 ms windows, without the first and last (codec and resampler ramps).
+    let windows: Vec<&[i16]> =
+        recorded.chunks(480).filter(|w| pipecat_media::rms_i16(w) > 0.05).collect();
+    let inner = if windows.len() > 2 { &windows[1..windows.len() - 1] } else { &windows[..] };
+    let loud: Vec<i16> = inner.iter().flat_map(|w| w.iter().copied()).collect();
+    assert!(loud.len() >= 24_000, "only {} loud samples in the recording", loud.len());
+
+    let rms = pipecat_media::rms_i16(&loud);
+    // Sent at 0.3 of full scale: a sine's RMS is about 0.21 (two Opus hops in between).
+    assert!((0.12..0.28).contains(&rms), "echo RMS {rms}");
+    let at_tone = analysis::goertzel_power(&loud, 24_000, HZ);
+    let elsewhere = analysis::goertzel_power(&loud, 24_000, 1000.0)
+        .max(analysis::goertzel_power(&loud, 24_000, 220.0));
+    assert!(at_tone > 100.0 * elsewhere, "no {HZ} Hz peak: {at_tone} vs {elsewhere}");
+    // The median over 100 ms windows, robust to a dropout of the bot's output under load.
+    let mut per_window: Vec<f64> =
+        loud.chunks_exact(2_400).map(|w| analysis::zero_crossing_frequency(w, 24_000)).collect();
+    per_window.sort_by(f64::total_cmp);
+    let measured = per_window[per_window.len() / 2];
+    eprintln!(
+        "WAV echo: {} samples, rms {rms:.3}, {HZ} Hz power {at_tone:.2e} vs {elsewhere:.2e}, \
+         zero-crossing frequency {measured:.1} Hz",
+        loud.len()
+    );
+    assert!((measured - HZ).abs() < 10.0, "echo frequency {measured} Hz");
 }
