@@ -23,6 +23,20 @@ use crate::signalling::{Signaller, TRICKLE_PERIOD, run_trickle};
 /// Messages sent while the link is being rebuilt wait here (the server queues 50 too).
 const MAX_QUEUED_WHILE_RECOVERING: usize = 50;
 
+/// The HTTP status of a restart offer the server refused for good: any 4xx but 408 (timeout)
+/// and 429 (rate limit), which are worth another attempt.
+fn restart_refusal(error: &TransportError) -> Option<u16> {
+    match error {
+        TransportError::Http(http) => {
+            http.status().filter(|s| (400..500).contains(s) && *s != 408 && *s != 429)
+        }
+        _ => None,
+    }
+}
+
+/// How long a broken link waits for the bot's `peerLeft` still in flight before recovering.
+const PEER_LEFT_SETTLE: Duration = Duration::from_secs(1);
+
 /// The data channel as senders see it.
 pub(crate) enum Link {
     /// Not open yet.
@@ -273,7 +287,36 @@ impl Session {
             return;
         }
         if let Some(reason) = self.monitor.observe(signal, Instant::now()) {
+            // A channel close comes after every message the channel delivered; a peer or ICE
+            // state change does not, and the bot's `peerLeft` may still be in flight.
+            if signal != LinkSignal::ChannelClosed && self.bot_left_in_flight().await {
+                tracing::info!("the bot left (peerLeft) as the link went down");
+                self.bot_left = true;
+                *self.shared.link.lock().await = Link::Closed;
+                self.shared
+                    .events
+                    .emit(TransportEvent::BotDisconnected { reason: "peerLeft".into() });
+                return;
+            }
             self.recover(reason.describe()).await;
+        }
+    }
+
+    /// Waits briefly for the current data channel to drain: `true` if the bot's `peerLeft`
+    /// arrives before the channel reports closed (the bot closed its peer connection right
+    /// after saying goodbye), `false` on the close or after [`PEER_LEFT_SETTLE`].
+    async fn bot_left_in_flight(&mut self) -> bool {
+        let generation = self.generation;
+        let deadline = tokio::time::Instant::now() + PEER_LEFT_SETTLE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events_rx.recv()).await {
+                Ok(Some(PeerEvent::Signal(g, ServerSignal::PeerLeft))) if g == generation => {
+                    return true;
+                }
+                Ok(Some(PeerEvent::ChannelClosed(g))) if g == generation => return false,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return false,
+            }
         }
     }
 
@@ -345,7 +388,30 @@ impl Session {
                 Err(AttemptError::Stopped) => return,
                 Err(AttemptError::Failed(e)) => {
                     tracing::warn!(attempt, error = %e, "peer connection restart failed");
-                    last = e.to_string();
+                    match restart_refusal(&e) {
+                        // The server no longer knows the session: the bot has ended (its
+                        // `peerLeft` was lost with the closing connection).
+                        Some(404) => {
+                            self.dead = true;
+                            self.close_peer().await;
+                            *self.shared.link.lock().await = Link::Closed;
+                            self.shared.events.emit(TransportEvent::BotDisconnected {
+                                reason: "the bot session has ended".into(),
+                            });
+                            return;
+                        }
+                        // Another refusal will not change on a retry (client-js retries
+                        // them blindly): give up now, with the server's status.
+                        Some(_) => {
+                            self.fail(TransportError::ReconnectFailed {
+                                attempts: attempt,
+                                reason: e.to_string(),
+                            })
+                            .await;
+                            return;
+                        }
+                        None => last = e.to_string(),
+                    }
                 }
             }
             if attempt < max {
