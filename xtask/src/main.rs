@@ -78,16 +78,11 @@ fn test_all() -> Result<(), String> {
     step(
         "cargo test",
         cargo()
+            .args(["test", "--workspace", "--all-targets", "--all-features"])
             // One test at a time: the interop tests each run a real pipecat-ai bot (Python,
             // aiortc) and on a 2-core machine two of them at once starve each other's timers.
-            .args([
-                "test",
-                "--workspace",
-                "--all-targets",
-                "--all-features",
-                "--",
-                "--test-threads=1",
-            ])
+            // (An environment variable, because criterion benches reject libtest's flag.)
+            .env("RUST_TEST_THREADS", "1")
             .env(venv::PIPECAT_PYTHON_ENV, &python)
             .env(venv::DAILY_PYTHON_ENV, &daily_python),
     )?;
