@@ -6,7 +6,7 @@
 # answers scripted RTVI client messages, so a client can exercise every part of the protocol
 # (see README.md beside this file, and TRACES.md for what each scenario puts on the wire).
 #
-#   python bot.py --host localhost --port 8765 [-t webrtc|websocket] [--loopback-ice] [--no-echo]
+#   python bot.py --host localhost --port <free port> [-t webrtc|websocket] [--loopback-ice] [--no-echo]
 #
 # Every other flag is handed to pipecat's development runner (`pipecat.runner.run.main`), which
 # serves POST /start, GET /status, /api/offer, /sessions/{id}/api/offer and WS /ws-client.

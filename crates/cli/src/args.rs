@@ -116,7 +116,7 @@ pub(crate) struct DemoArgs {
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
 pub(crate) struct TargetArgs {
-    /// The bot's start endpoint (pipecat's runner: `http://localhost:7860/start`). It is
+    /// The bot's start endpoint (pipecat's runner: `http://localhost:8080/start`). It is
     /// POSTed, and its answer tells the transport where to connect.
     #[arg(long, value_name = "URL")]
     pub(crate) start: Option<String>,
@@ -423,7 +423,7 @@ mod tests {
             "pipecat",
             "connect",
             "--start",
-            "http://localhost:7860/start",
+            "http://localhost:8080/start",
             "--client-message",
             "ping={\"n\":1}",
             "--send-text",

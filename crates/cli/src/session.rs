@@ -601,7 +601,7 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_recognised() {
-        assert!(is_loopback_url("http://localhost:7860/start"));
+        assert!(is_loopback_url("http://localhost:8080/start"));
         assert!(is_loopback_url("http://127.0.0.1:1/api/offer"));
         assert!(is_loopback_url("ws://[::1]:80/ws"));
         assert!(!is_loopback_url("https://bot.example.com/start"));

@@ -310,7 +310,7 @@ async fn invalid_params_are_typed_and_nothing_is_joined() {
     assert!(handle.join_requests().is_empty());
 
     // The start response is checked when it is mapped, and keeps its request.
-    let start = ApiRequest::new("http://localhost:7860/start");
+    let start = ApiRequest::new("http://localhost:8080/start");
     assert!(matches!(
         transport.map_start_response(json!({"sessionId": "s"}), &start),
         Err(TransportError::InvalidParams(_))

@@ -20,8 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let loopback = args.iter().any(|a| a == "--loopback");
     let mut positional = args.iter().filter(|a| !a.starts_with("--"));
-    let start_url =
-        positional.next().cloned().unwrap_or_else(|| "http://localhost:7860/start".to_owned());
+    let Some(start_url) = positional.next().cloned() else {
+        eprintln!(
+            "usage: time_to_ready <start URL, e.g. http://localhost:7860/start> [runs] [--loopback]"
+        );
+        std::process::exit(2);
+    };
     let runs: usize = positional.next().map(|n| n.parse()).transpose()?.unwrap_or(20).max(1);
 
     // No audio: this measures the time to `bot-ready` only.

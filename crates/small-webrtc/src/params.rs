@@ -394,7 +394,7 @@ mod tests {
     }
 
     fn start() -> ApiRequest {
-        ApiRequest::new("http://bot.example:7860/start").header("Authorization", "Bearer key")
+        ApiRequest::new("http://bot.example:8080/start").header("Authorization", "Bearer key")
     }
 
     fn resolve(v: Value, start: Option<ApiRequest>) -> Result<ApiRequest, TransportError> {
@@ -409,12 +409,12 @@ mod tests {
             (
                 json!({"sessionId": "s1"}),
                 Some(start()),
-                Some("http://bot.example:7860/sessions/s1/api/offer"),
+                Some("http://bot.example:8080/sessions/s1/api/offer"),
             ),
             (
                 json!({"session_id": "s1"}),
                 Some(start()),
-                Some("http://bot.example:7860/sessions/s1/api/offer"),
+                Some("http://bot.example:8080/sessions/s1/api/offer"),
             ),
             // A Pipecat Cloud style start URL, with a trailing slash and a query.
             (
@@ -426,7 +426,7 @@ mod tests {
             (
                 json!({"sessionId": "a b/c"}),
                 Some(start()),
-                Some("http://bot.example:7860/sessions/a%20b%2Fc/api/offer"),
+                Some("http://bot.example:8080/sessions/a%20b%2Fc/api/offer"),
             ),
             // Explicit URLs win over sessionId, in the JS order.
             (
@@ -468,12 +468,12 @@ mod tests {
             (
                 json!({"sessionId": "s", "fileUploadUrl": "/files", "weird": [1]}),
                 Some(start()),
-                Some("http://bot.example:7860/sessions/s/api/offer"),
+                Some("http://bot.example:8080/sessions/s/api/offer"),
             ),
             (
                 json!({"webrtcUrl": null, "connectionUrl": "", "sessionId": "s"}),
                 Some(start()),
-                Some("http://bot.example:7860/sessions/s/api/offer"),
+                Some("http://bot.example:8080/sessions/s/api/offer"),
             ),
             // Errors: nothing to go on; sessionId without a start request; no /start in the path.
             (json!({}), Some(start()), None),
@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(derived.headers.get("Authorization").map(String::as_str), Some("Bearer key"));
 
         let same =
-            resolve(json!({"webrtcUrl": "http://bot.example:7860/api/offer"}), Some(start()))
+            resolve(json!({"webrtcUrl": "http://bot.example:8080/api/offer"}), Some(start()))
                 .unwrap();
         assert_eq!(same.headers.get("Authorization").map(String::as_str), Some("Bearer key"));
 
@@ -520,7 +520,7 @@ mod tests {
         // Explicit request headers override the start ones (case-insensitively).
         let own = resolve(
             json!({"webrtcRequestParams": {
-                "endpoint": "http://bot.example:7860/api/offer",
+                "endpoint": "http://bot.example:8080/api/offer",
                 "headers": {"authorization": "Bearer other", "X-A": "1"},
                 "requestData": {"k": 1},
                 "timeout": 2500
