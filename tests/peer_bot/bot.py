@@ -2,17 +2,22 @@
 #
 # The real pipecat-ai peer bot of the Rust SDK's interop tests.
 #
-# A Pipecat bot (pipecat-ai 1.14.0) with no AI services: it echoes the user's audio back and
-# answers scripted RTVI client messages, so a client can exercise every part of the protocol
-# (see README.md beside this file, and TRACES.md for what each scenario puts on the wire).
+# A Pipecat bot (pipecat-ai 1.14.0, 1.12.0 or 1.3.0) with no AI services: it echoes the user's
+# audio back and answers scripted RTVI client messages, so a client can exercise every part of
+# the protocol (see README.md beside this file, and TRACES.md for what each scenario puts on the
+# wire).
 #
-#   python bot.py --host localhost --port <free port> [-t webrtc|websocket] [--loopback-ice] [--no-echo]
+#   python bot.py --host localhost --port <free port> [-t webrtc|websocket] [--loopback-ice]
+#                 [--no-echo]
 #
 # Every other flag is handed to pipecat's development runner (`pipecat.runner.run.main`), which
 # serves POST /start, GET /status, /api/offer, /sessions/{id}/api/offer and WS /ws-client.
 # All logging goes to stderr; a harness knows the bot is listening when GET /status answers 200.
 
 """Scripted pipecat-ai peer bot (no AI services) for the Rust SDK's interop tests."""
+
+# pipecat is imported after the NLTK stub is in place (see the compatibility section).
+# ruff: noqa: E402
 
 import argparse
 import asyncio
@@ -21,21 +26,59 @@ import os
 import signal
 import struct
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
 from loguru import logger
+
+# ---- Compatibility with older pipecat-ai releases -------------------------------------------
+# The bot runs on pipecat-ai 1.14.0 (the default), 1.12.0 and 1.3.0 (see README.md). Everything
+# that differs between them is handled here, before and while pipecat is imported.
+
+
+def ensure_nltk_punkt_stub():
+    """Give NLTK an (empty) `punkt_tab` model if none is installed.
+
+    pipecat-ai up to about 1.11 imports `pipecat.utils.string`, which calls
+    `nltk.download("punkt_tab")` when the data is missing: offline that fails (or hangs on the
+    network). The bot never needs real sentence splitting (its texts are one sentence), so four
+    empty files are enough. The stub goes to a directory of the system's temp dir and is only
+    appended to NLTK's search path, so real data, where installed, still wins.
+    """
+    try:
+        import nltk
+    except ImportError:
+        return  # Newer releases do not depend on NLTK.
+    try:
+        nltk.data.find("tokenizers/punkt_tab")
+        return
+    except LookupError:
+        pass
+    root = os.path.join(tempfile.gettempdir(), "pipecat-peer-bot-nltk")
+    english = os.path.join(root, "tokenizers", "punkt_tab", "english")
+    os.makedirs(english, exist_ok=True)
+    for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        path = os.path.join(english, name)
+        if not os.path.exists(path):
+            open(path, "w").close()
+    nltk.data.path.append(root)
+
+
+ensure_nltk_punkt_stub()
+
+import pipecat  # noqa: E402
 from pipecat.audio.utils import create_stream_resampler, is_silence
 from pipecat.frames.frames import (
     AggregatedTextFrame,
-    EndWorkerFrame,
     ErrorFrame,
     Frame,
     FunctionCallFromLLM,
     FunctionCallInProgressFrame,
     FunctionCallsStartedFrame,
     InputAudioRawFrame,
+    InputDTMFFrame,
     InterimTranscriptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -66,6 +109,35 @@ from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
+
+try:
+    # 1.4 and later.
+    from pipecat.frames.frames import EndWorkerFrame
+except ImportError:
+    # 1.3: the same graceful end was still called EndTaskFrame.
+    from pipecat.frames.frames import EndTaskFrame as EndWorkerFrame
+
+try:
+    # 1.13 and later: what `send-file` (RTVI 2.2.0) produces for a non-image file.
+    from pipecat.frames.frames import UserFileRawFrame
+except ImportError:
+    # Older releases answer `send-file` with "Unsupported type" and never produce one.
+    UserFileRawFrame = None
+
+# The pipecat-ai release running this bot, as a tuple of ints ((1, 14, 0)).
+PIPECAT_VERSION = tuple(int(p) for p in pipecat.version().split(".")[:3] if p.isdigit())
+
+
+def aggregated_text_frame(text: str) -> AggregatedTextFrame:
+    """A sentence of LLM text. 1.13 renamed the kind field `aggregated_by` to `text_type`
+    (the old keyword still works there, with a deprecation warning; 1.12 and older only know
+    `aggregated_by`)."""
+    if PIPECAT_VERSION >= (1, 13):
+        return AggregatedTextFrame(text=text, text_type="sentence")
+    return AggregatedTextFrame(text=text, aggregated_by="sentence")
+
+
+# ---- End of the compatibility section -------------------------------------------------------
 
 # Pipeline audio rates: what the JS clients use, and pipecat's defaults.
 AUDIO_IN_SAMPLE_RATE = 16000
@@ -160,6 +232,25 @@ class PeerProcessor(FrameProcessor):
                 await self._echo_audio(frame)
         elif isinstance(frame, RTVIClientMessageFrame):
             await self._handle_client_message(frame)
+        elif isinstance(frame, InputDTMFFrame):
+            # What the client's `dtmf` becomes (one frame per key): reported back, so a test
+            # sees what arrived. It stops here.
+            await self.push_frame(RTVIServerMessageFrame(data={"dtmf": str(frame.button.value)}))
+        elif UserFileRawFrame is not None and isinstance(frame, UserFileRawFrame):
+            # What `send-file` becomes: reported back the same way; it stops here.
+            await self.push_frame(
+                RTVIServerMessageFrame(
+                    data={
+                        "file": {
+                            "text": frame.text,
+                            "format": frame.format,
+                            "name": frame.filename,
+                            "type": frame.type,
+                            "file": frame.file,
+                        }
+                    }
+                )
+            )
         elif isinstance(frame, LLMMessagesAppendFrame):
             # What `send-text` produces. Answer like an LLM would, unless told not to run it.
             text = last_user_text(frame.messages)
@@ -199,7 +290,7 @@ class PeerProcessor(FrameProcessor):
         """Push what an LLM service would for a one-sentence reply the TTS must not speak."""
         await self.push_frame(LLMFullResponseStartFrame())
         await self.push_frame(LLMTextFrame(text=text))
-        sentence = AggregatedTextFrame(text=text, text_type="sentence")
+        sentence = aggregated_text_frame(text)
         sentence.skip_tts = True
         await self.push_frame(sentence)
         await self.push_frame(LLMFullResponseEndFrame())
@@ -479,10 +570,37 @@ def parse_own_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def runner_compatible_args(args: list[str]) -> list[str]:
+    """The runner's arguments, minus what this pipecat-ai release's runner does not know.
+
+    `-t websocket` restricts `/start` to the WebSocket transport. The runner of 1.3 does not
+    accept that value (its `-t` knows daily, webrtc and telephony only) but serves plain
+    WebSocket clients on `/ws-client` and `/start {"transport":"websocket"}` whenever no `-t`
+    is given, so dropping it keeps the bot usable. 1.12.0 is the oldest release checked to
+    accept it.
+    """
+    if PIPECAT_VERSION >= (1, 12):
+        return args
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg in ("-t", "--transport") and args[i + 1 : i + 2] == ["websocket"]:
+            skip = True
+            continue
+        if arg in ("-t=websocket", "--transport=websocket"):
+            continue
+        out.append(arg)
+    return out
+
+
 def main():
     """Parse our flags, prepare the process and hand over to pipecat's development runner."""
     global OPTIONS
     OPTIONS, rest = parse_own_flags(sys.argv[1:])
+    rest = runner_compatible_args(rest)
     sys.argv = [sys.argv[0], *rest]
 
     # Everything (the runner's banner, uvicorn's access log) goes to stderr: a harness that

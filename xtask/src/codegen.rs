@@ -1,7 +1,7 @@
 //! `cargo xtask codegen`: the Rust types of pipecat's WebSocket wire format.
 //!
 //! The WebSocket transport speaks pipecat's protobuf `pipecat.Frame` (see
-//! `crates/websocket/proto/frames.proto`, a verbatim copy of the file shipped in the pinned
+//! `crates/frames/proto/frames.proto`, a verbatim copy of the file shipped in the pinned
 //! `pipecat-ai` wheel). Its Rust code is generated with prost and checked in, so building the
 //! SDK needs neither `protoc` nor this generator:
 //!
@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The protobuf source, relative to the workspace root.
-const PROTO: &str = "crates/websocket/proto/frames.proto";
+const PROTO: &str = "crates/frames/proto/frames.proto";
 
 /// The checked-in generated code, relative to the workspace root. prost-build names the file
 /// after the proto package (`package pipecat;`).
-const GENERATED: &str = "crates/websocket/src/proto/pipecat.rs";
+const GENERATED: &str = "crates/frames/src/proto/pipecat.rs";
 
 /// Regenerates the checked-in Rust code from the proto file.
 pub(crate) fn write() -> Result<(), String> {

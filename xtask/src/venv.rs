@@ -1,9 +1,11 @@
-//! Python venvs under `target/` for the tests that drive real Python peers: the pipecat-ai
-//! peer bot (interop tests) and daily-python (pipecat-daily's sidecar tests).
+//! Python venvs under the target directory for the tests that drive real Python peers: the
+//! pipecat-ai peer bot (interop tests, one venv per release) and daily-python (pipecat-daily's
+//! sidecar tests).
 //!
-//! They live under `target/` so `cargo clean` removes them and CI caches them with the build.
-//! A stamp file records the requirement a venv was built for; a venv without the right stamp,
-//! or that fails its import check, is rebuilt.
+//! They live under the target directory (`$CARGO_TARGET_DIR`, else `target/`) so `cargo
+//! clean` removes them and CI caches them with the build. A stamp file records the
+//! requirement a venv was built for; a venv without the right stamp, or that fails its import
+//! check, is rebuilt.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,17 +24,61 @@ pub(crate) struct PythonVenv {
     pub(crate) install_hint: &'static str,
 }
 
-/// The real server the interop tests prove the SDK against.
-pub(crate) const PIPECAT: PythonVenv = PythonVenv {
-    dir: "peer-venv",
-    requirement: "pipecat-ai[webrtc,websocket,runner]==1.14.0",
-    min_minor: 11,
-    import_check: "import pipecat.runner.run",
-    install_hint: "pipecat-ai needs Python >= 3.11",
-};
+/// One pipecat-ai release the interop tests prove the SDK against: its venv, and the
+/// environment variable through which the tests find its interpreter. The interop harness
+/// (`tests/interop/src/lib.rs`, `Release`) uses the same directory and variable names.
+pub(crate) struct PeerRelease {
+    /// The pipecat-ai version.
+    pub(crate) version: &'static str,
+    /// Environment variable naming the interpreter for the tests.
+    pub(crate) python_env: &'static str,
+    /// The pinned venv.
+    pub(crate) venv: PythonVenv,
+}
 
-/// Environment variable through which the interop tests find the peer-bot interpreter.
-pub(crate) const PIPECAT_PYTHON_ENV: &str = "PIPECAT_PEER_PYTHON";
+impl PeerRelease {
+    /// The name the interop tests of this release end with (`pipecat_1_3_0`): the filter
+    /// that runs only them (and `--skip` of it, everything else).
+    pub(crate) fn test_filter(&self) -> String {
+        format!("pipecat_{}", self.version.replace('.', "_"))
+    }
+}
+
+/// A pipecat-ai release with the extras the peer bot needs, checked to import at that version.
+macro_rules! pipecat_release {
+    ($version:literal, $dir:literal, $env:literal) => {
+        PeerRelease {
+            version: $version,
+            python_env: $env,
+            venv: PythonVenv {
+                dir: $dir,
+                requirement: concat!("pipecat-ai[webrtc,websocket,runner]==", $version),
+                min_minor: 11,
+                import_check: concat!(
+                    "import pipecat, pipecat.runner.run; assert pipecat.version() == '",
+                    $version,
+                    "'"
+                ),
+                install_hint: "pipecat-ai needs Python >= 3.11",
+            },
+        }
+    };
+}
+
+/// The real servers the interop tests prove the SDK against, newest (the default) first.
+pub(crate) const PIPECAT_RELEASES: [PeerRelease; 3] = [
+    pipecat_release!("1.14.0", "peer-venv", "PIPECAT_PEER_PYTHON"),
+    pipecat_release!("1.12.0", "peer-venv-1.12.0", "PIPECAT_PEER_PYTHON_1_12_0"),
+    pipecat_release!("1.3.0", "peer-venv-1.3.0", "PIPECAT_PEER_PYTHON_1_3_0"),
+];
+
+/// The release of `version`, or an error listing the known ones.
+pub(crate) fn pipecat_release(version: &str) -> Result<&'static PeerRelease, String> {
+    PIPECAT_RELEASES.iter().find(|r| r.version == version).ok_or_else(|| {
+        let known: Vec<&str> = PIPECAT_RELEASES.iter().map(|r| r.version).collect();
+        format!("no peer-bot venv for pipecat-ai {version} (known: {})", known.join(", "))
+    })
+}
 
 /// daily-python for pipecat-daily's sidecar tests (binary wheels only).
 pub(crate) const DAILY: PythonVenv = PythonVenv {
@@ -51,7 +97,7 @@ impl PythonVenv {
     /// Creates the venv if it is missing, broken or built for another requirement; returns its
     /// interpreter.
     pub(crate) fn ensure(&self) -> Result<PathBuf, String> {
-        let dir = crate::workspace_root().join("target").join(self.dir);
+        let dir = crate::target_dir().join(self.dir);
         let stamp = dir.join("requirement.txt");
         let python = venv_python(&dir);
         let stamped = std::fs::read_to_string(&stamp).ok().as_deref() == Some(self.requirement);

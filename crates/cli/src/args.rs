@@ -38,7 +38,7 @@ pub(crate) enum Command {
     /// WAV) up, the echo down, a few messages and a function call, printed as they happen.
     Demo(DemoArgs),
     /// Hold a voice session with any Pipecat bot.
-    Connect(ConnectArgs),
+    Connect(Box<ConnectArgs>),
     /// Run N concurrent sessions against a bot and print latency and error statistics.
     Load(LoadArgs),
     /// List the audio devices (needs the `devices` feature).
@@ -54,6 +54,10 @@ pub(crate) struct TestBotArgs {
     /// Print the endpoints as one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Remember the last N ended sessions (messages, events, audio statistics). The default,
+    /// 0, keeps only running sessions, so a long-running bot stays bounded.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) keep_sessions: usize,
 }
 
 /// The two open transports.
@@ -81,7 +85,8 @@ impl TransportArg {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ViewArgs {
     /// Print one JSON object per line for every client event (with `type` and `timestamp`)
-    /// instead of the readable view.
+    /// instead of the readable view. Nothing is skipped: a burst waits in memory until
+    /// stdout takes it.
     #[arg(long)]
     pub(crate) json: bool,
 
@@ -117,7 +122,8 @@ pub(crate) struct DemoArgs {
 #[group(skip)]
 pub(crate) struct TargetArgs {
     /// The bot's start endpoint (pipecat's runner: `http://localhost:8080/start`). It is
-    /// POSTed, and its answer tells the transport where to connect.
+    /// POSTed, and its answer tells the transport where to connect. A URL on this machine
+    /// (localhost, 127.0.0.1, ::1) makes SmallWebRTC use loopback candidates only.
     #[arg(long, value_name = "URL")]
     pub(crate) start: Option<String>,
 
@@ -196,6 +202,21 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub(crate) duration: Option<Duration>,
 
+    /// Answer the bot's function call NAME with this JSON result. Repeatable. Calls without
+    /// an answer are shown (`function call ... not handled`) and left to the bot.
+    #[arg(long = "function", value_name = "NAME=JSON", value_parser = crate::functions::parse_fixed)]
+    pub(crate) functions: Vec<(String, crate::functions::FunctionAnswer)>,
+
+    /// Answer the bot's function call NAME by running CMD (`sh -c`): the call's arguments as
+    /// JSON on stdin, the result from stdout (JSON, or else text); a failing exit answers
+    /// with an error. Killed after --function-timeout. Repeatable.
+    #[arg(long = "function-command", value_name = "NAME=CMD", value_parser = crate::functions::parse_command)]
+    pub(crate) function_commands: Vec<(String, crate::functions::FunctionAnswer)>,
+
+    /// The time limit of one function call's answer, in seconds (an error result after it).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub(crate) function_timeout: Duration,
+
     /// Output and recording.
     #[command(flatten)]
     pub(crate) view: ViewArgs,
@@ -204,7 +225,8 @@ pub(crate) struct ConnectArgs {
 /// `pipecat load`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LoadArgs {
-    /// The bot's start endpoint; each session POSTs it.
+    /// The bot's start endpoint; each session POSTs it. A URL on this machine makes
+    /// SmallWebRTC use loopback candidates only.
     #[arg(long, value_name = "URL")]
     pub(crate) start: String,
 
@@ -225,9 +247,20 @@ pub(crate) struct LoadArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) sessions: u32,
 
-    /// What each session sends: a WAV file (looped) or `silence`.
+    /// What each session sends: a WAV file (looped), `silence` or `tone` (`tone:HZ`), as for
+    /// `connect` (a device cannot serve many sessions: no `mic`).
     #[arg(long, value_name = "INPUT", default_value = "silence", value_parser = parse_load_input)]
     pub(crate) input: InputSpec,
+
+    /// Where each session's bot audio goes: `none`, or a WAV file per session (`out.wav`
+    /// becomes `out-1.wav`, `out-2.wav`...). No `speaker`.
+    #[arg(long, value_name = "OUTPUT", default_value = "none", value_parser = parse_load_output)]
+    pub(crate) output: OutputSpec,
+
+    /// A STUN/TURN server for SmallWebRTC, as for `connect`. Repeatable. A start URL on this
+    /// machine (localhost, 127.0.0.1, ::1) uses loopback candidates and needs none.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub(crate) ice_servers: Vec<String>,
 
     /// How long each session stays connected once ready, in seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
@@ -333,8 +366,19 @@ fn parse_input(text: &str) -> Result<InputSpec, String> {
 
 fn parse_load_input(text: &str) -> Result<InputSpec, String> {
     match parse_input(text)? {
-        spec @ (InputSpec::Wav(_) | InputSpec::Silence) => Ok(spec),
-        _ => Err(format!("load sessions send a WAV file or silence, not {text:?}")),
+        spec @ (InputSpec::Wav(_) | InputSpec::Silence | InputSpec::Tone(_)) => Ok(spec),
+        InputSpec::Mic(_) => {
+            Err("load sessions cannot share a microphone: use a WAV file, silence or tone".into())
+        }
+    }
+}
+
+fn parse_load_output(text: &str) -> Result<OutputSpec, String> {
+    match parse_output(text)? {
+        spec @ (OutputSpec::None | OutputSpec::Wav(_)) => Ok(spec),
+        OutputSpec::Speaker(_) => {
+            Err("load sessions cannot share a speaker: use none or a WAV file".into())
+        }
     }
 }
 
@@ -465,7 +509,9 @@ mod tests {
         assert_eq!(parse_input("mic:USB").unwrap(), InputSpec::Mic(Some("USB".into())));
         assert!(parse_input("nope").is_err());
         assert!(parse_input("tone:5").is_err());
-        assert!(parse_load_input("tone").is_err());
+        assert_eq!(parse_load_input("tone:300").unwrap(), InputSpec::Tone(300.0));
+        assert!(parse_load_input("mic").is_err());
+        assert!(parse_load_output("speaker").is_err());
         assert_eq!(parse_output("none").unwrap(), OutputSpec::None);
         assert_eq!(parse_output("out.wav").unwrap(), OutputSpec::Wav("out.wav".into()));
         assert_eq!(

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use pipecat_testkit::{BotTransport, TestBot};
+use pipecat_testkit::{BotTransport, History, TestBot};
 use serde_json::json;
 
 use crate::args::{DemoArgs, InputSpec, TestBotArgs, TransportArg};
 use crate::error::CliError;
-use crate::session::{self, SessionPlan, Step, Target};
+use crate::session::{self, SessionPlan, Step};
+use crate::target::{self, Target};
 
 /// Time limit of each startup step against the in-process bot.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,7 +31,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), CliError> {
         );
     }
     let request =
-        session::start_request(&bot.start_url(), args.transport, None, &[]).timeout(READY_TIMEOUT);
+        target::start_request(&bot.start_url(), args.transport, None, &[]).timeout(READY_TIMEOUT);
     let plan = SessionPlan {
         target: Target::Start { request, transport: args.transport },
         input: args.input.clone(),
@@ -43,6 +44,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), CliError> {
         json: args.view.json,
         record: args.view.record,
         weather_function: true,
+        functions: Vec::new(),
+        function_timeout: pipecat::DEFAULT_FUNCTION_CALL_TIMEOUT,
     };
     let result = session::run(plan).await;
     bot.shutdown().await;
@@ -100,6 +103,9 @@ fn script(input: &InputSpec, transport: TransportArg) -> Vec<Step> {
 pub(crate) async fn serve(args: TestBotArgs) -> Result<(), CliError> {
     let bot = TestBot::builder()
         .transports([BotTransport::WebSocket, BotTransport::WebRtc])
+        // Nothing reads the received audio back; the history is bounded by the flag.
+        .record_audio(std::time::Duration::ZERO)
+        .history(History::LastSessions(args.keep_sessions))
         .start()
         .await
         .map_err(|e| CliError::local(format!("cannot start the test bot: {e}")))?;

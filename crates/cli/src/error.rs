@@ -24,6 +24,15 @@ pub(crate) enum CliError {
     /// The session ended with an error.
     #[error("the session failed: {0}")]
     Session(String),
+    /// The bot reported a fatal error: worded the same before and after ready (the SDK's
+    /// typed error), only the exit status tells the two apart.
+    #[error("{reason}")]
+    BotFatal {
+        /// The SDK's error text (`fatal error from the bot: ...`).
+        reason: String,
+        /// Whether the session had been ready.
+        ready: bool,
+    },
     /// Some sessions of a load test failed (the summary was printed).
     #[error("{failed} of {total} sessions failed")]
     Load {
@@ -42,7 +51,8 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CliError::Usage(_) => EXIT_USAGE,
-            CliError::Start(_) => EXIT_START,
+            CliError::Start(_) | CliError::BotFatal { ready: false, .. } => EXIT_START,
+            CliError::BotFatal { ready: true, .. } => EXIT_SESSION,
             CliError::Session(_) | CliError::Load { .. } | CliError::Local(_) => EXIT_SESSION,
         })
     }

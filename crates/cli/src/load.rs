@@ -4,16 +4,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipecat::media::{AudioFormat, NullSink, WavFileSource};
+use pipecat::media::WavFileSource;
 use pipecat::{ClientEvent, Error, HttpError, PipecatClient, TimeoutKind, TransportState};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::args::{InputSpec, LoadArgs};
-use crate::audio::{AudioCounters, DeviceHandles, Tap, TapSink, TapSource, open_input};
+use crate::args::{InputSpec, LoadArgs, OutputSpec};
+use crate::audio::{
+    AudioCounters, DeviceHandles, Tap, TapSink, TapSource, open_input, open_output,
+};
 use crate::error::{CliError, one_line};
-use crate::session::{
-    build_client, build_transport, check_http_url, is_loopback_url, millis, start_request,
+use pipecat::DEFAULT_FUNCTION_CALL_TIMEOUT;
+
+use crate::session::millis;
+use crate::target::{
+    build_client, build_transport, check_http_url, is_loopback_url, start_request,
 };
 
 /// How one session went.
@@ -26,6 +31,16 @@ struct Report {
     frames_down: u64,
     audio_up: Duration,
     audio_down: Duration,
+}
+
+/// `out.wav` as session `index`'s file: `out-<index>.wav`.
+fn numbered(path: &std::path::Path, index: u32) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
 }
 
 /// Runs the load test and prints its summary.
@@ -98,17 +113,21 @@ async fn session_inner(
     let mut handles = DeviceHandles::default();
     let source =
         TapSource::new(open_input(&args.input, true, &mut handles).map_err(local)?, tap.clone());
-    let (sink, _) = TapSink::new(Box::new(NullSink::new(AudioFormat::MONO_24K)), tap);
+    let output = match &args.output {
+        OutputSpec::Wav(path) => OutputSpec::Wav(numbered(path, report.index)),
+        other => other.clone(),
+    };
+    let (sink, _) = TapSink::new(open_output(&output, &mut handles).map_err(local)?, tap);
     let transport = build_transport(
         args.transport,
         is_loopback_url(&args.start),
-        &[],
+        &args.ice_servers,
         source,
         sink,
         args.ready_timeout,
     )
     .map_err(local)?;
-    let client = build_client(transport, args.ready_timeout);
+    let client = build_client(transport, args.ready_timeout, DEFAULT_FUNCTION_CALL_TIMEOUT);
     let fatal = watch_fatal(&client);
     let request = start_request(&args.start, args.transport, args.body.clone(), &args.headers)
         .timeout(args.ready_timeout);

@@ -16,10 +16,12 @@ mod audio;
 mod clock;
 mod demo;
 mod error;
+mod functions;
 mod load;
 mod observe;
 mod record;
 mod session;
+mod target;
 mod view;
 
 use std::process::ExitCode;
@@ -70,16 +72,42 @@ fn fail(error: &CliError) -> ExitCode {
 const DEFAULT_LOG: &str = "error,pipecat_core=warn,pipecat_websocket=warn,\
                            pipecat_small_webrtc=warn,pipecat_media=warn,pipecat_daily=warn";
 
-/// SDK logs on stderr: `--log`, else `RUST_LOG`, else [`DEFAULT_LOG`].
+/// SDK logs on stderr: `--log`, else `RUST_LOG`, else [`DEFAULT_LOG`]; in colour only on a
+/// terminal (see [`colour`]).
 fn init_logging(filter: Option<&str>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match filter {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
     };
+    let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
+}
+
+/// Whether to colour what goes to a stream: only a terminal, and only while `NO_COLOR` is
+/// unset or empty (<https://no-color.org>). A file or a pipe gets plain text.
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a file or a pipe gets no colour");
+        assert!(!colour(false, Some(OsStr::new(""))));
+    }
 }

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use pipecat::async_trait::async_trait;
+
 use pipecat::{
-    ApiRequest, ConnectionParams, MediaDeviceInfo, MediaState, Transport, TransportError,
-    TransportEvent, TransportEventSink,
+    ApiRequest, ConnectionParams, MediaControl, Transport, TransportError, TransportEvent,
+    TransportEventSink,
 };
 use serde_json::Value;
 
@@ -43,10 +44,6 @@ impl Transport for ObservedTransport {
 
     fn attach(&self, events: TransportEventSink) {
         self.inner.attach(events);
-    }
-
-    async fn init_devices(&self) -> Result<(), TransportError> {
-        self.inner.init_devices().await
     }
 
     fn map_start_response(
@@ -103,48 +100,8 @@ impl Transport for ObservedTransport {
         self.inner.max_message_size()
     }
 
-    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
-        self.inner.enable_mic(enabled).await
-    }
-
-    fn is_mic_enabled(&self) -> bool {
-        self.inner.is_mic_enabled()
-    }
-
-    async fn enable_cam(&self, enabled: bool) -> Result<(), TransportError> {
-        self.inner.enable_cam(enabled).await
-    }
-
-    fn is_cam_enabled(&self) -> bool {
-        self.inner.is_cam_enabled()
-    }
-
-    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.inner.available_mics()
-    }
-
-    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.inner.available_speakers()
-    }
-
-    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
-        self.inner.update_mic(device_id).await
-    }
-
-    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
-        self.inner.update_speaker(device_id).await
-    }
-
-    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
-        self.inner.selected_mic()
-    }
-
-    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
-        self.inner.selected_speaker()
-    }
-
-    fn media_state(&self) -> MediaState {
-        self.inner.media_state()
+    fn media(&self) -> Option<&dyn MediaControl> {
+        self.inner.media()
     }
 }
 
@@ -193,6 +150,9 @@ mod tests {
         async fn disconnect(&self) -> Result<(), TransportError> {
             self.0.lock().unwrap().take();
             Ok(())
+        }
+        fn max_message_size(&self) -> usize {
+            1024
         }
     }
 

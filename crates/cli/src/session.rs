@@ -2,20 +2,19 @@
 //! live view, the actions once ready, the end, the recording and the exit status.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pipecat::rtvi::About;
-use pipecat::small_webrtc::{IceServer, SmallWebRtcParams, SmallWebRtcTransport};
-use pipecat::websocket::{WebSocketParams, WebSocketTransport};
 use pipecat::{
-    ApiRequest, ClientEvent, ConnectionParams, EventStream, FunctionCall, PipecatClient, Transport,
+    ClientEvent, ErrorOrigin, EventStream, FunctionCall, LosslessEventStream, PipecatClient,
     TransportState,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
-use crate::args::{InputSpec, OutputSpec, TargetArgs, TransportArg};
+use crate::args::{InputSpec, OutputSpec};
 use crate::audio::{
     AudioCounters, DeviceHandles, Tap, TapSink, TapSource, close_shared, open_input, open_output,
 };
@@ -23,191 +22,12 @@ use crate::clock::Clock;
 use crate::error::{CliError, one_line};
 use crate::observe::{MessageObserver, ObservedTransport};
 use crate::record::{Direction, Recording};
+use crate::target::{Target, build_client, build_transport, start};
 use crate::view::Console;
 
-/// How long the end of a session may take to show (events still in flight).
+/// How long the end of a session may take to show (events still in flight), and how long
+/// the view may go without showing anything before the command stops waiting for it.
 const SETTLE: Duration = Duration::from_secs(5);
-
-/// Where the bot is and how to reach it.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// POST a start endpoint, then connect with its answer.
-    Start {
-        /// The start request.
-        request: ApiRequest,
-        /// The transport asked for.
-        transport: TransportArg,
-    },
-    /// A WebSocket URL.
-    WebSocket(WebSocketParams),
-    /// A SmallWebRTC offer endpoint.
-    Offer(Box<SmallWebRtcParams>, String),
-}
-
-impl Target {
-    /// From `--start` / `--ws-url` / `--offer-url` and their options.
-    pub(crate) fn from_args(args: &TargetArgs) -> Result<Self, CliError> {
-        if let Some(url) = &args.start {
-            let request = start_request(url, args.transport, args.body.clone(), &args.headers)
-                .timeout(args.ready_timeout);
-            return Ok(Target::Start { request, transport: args.transport });
-        }
-        if let Some(url) = &args.ws_url {
-            let mut params = WebSocketParams::new(url.clone());
-            if let Some(token) = &args.token {
-                params = params.with_token(token.clone());
-            }
-            // Checked now, for a usage error rather than a failed start.
-            params.url().map_err(|e| CliError::usage(format!("--ws-url: {e}")))?;
-            return Ok(Target::WebSocket(params));
-        }
-        if let Some(url) = &args.offer_url {
-            check_http_url(url, "--offer-url")?;
-            let mut request = ApiRequest::new(url.clone()).timeout(args.ready_timeout);
-            for (name, value) in &args.headers {
-                request = request.header(name.clone(), value.clone());
-            }
-            if let Some(body) = &args.body {
-                request = request.request_data(body.clone());
-            }
-            let params = SmallWebRtcParams { webrtc_request: Some(request), ..Default::default() };
-            return Ok(Target::Offer(Box::new(params), url.clone()));
-        }
-        Err(CliError::usage("give --start, --ws-url or --offer-url"))
-    }
-
-    /// The transport this target needs.
-    pub(crate) fn transport(&self) -> TransportArg {
-        match self {
-            Target::Start { transport, .. } => *transport,
-            Target::WebSocket(_) => TransportArg::Websocket,
-            Target::Offer(..) => TransportArg::Webrtc,
-        }
-    }
-
-    /// The URL the session begins with.
-    fn url(&self) -> &str {
-        match self {
-            Target::Start { request, .. } => &request.endpoint,
-            Target::WebSocket(params) => &params.ws_url,
-            Target::Offer(_, url) => url,
-        }
-    }
-
-    /// Whether the bot runs on this machine (SmallWebRTC then uses loopback candidates).
-    pub(crate) fn is_loopback(&self) -> bool {
-        is_loopback_url(self.url())
-    }
-
-    /// For people: where and how (no query strings, which may hold tokens).
-    fn describe(&self) -> String {
-        let url = self.url().split(['?', '#']).next().unwrap_or_default();
-        match self {
-            Target::Start { transport, .. } => {
-                format!("POST {url} (transport {})", transport.runner_name())
-            }
-            Target::WebSocket(_) => format!("WebSocket {url}"),
-            Target::Offer(..) => format!("SmallWebRTC offer {url}"),
-        }
-    }
-}
-
-/// The start request: `body` (default `{}`) with `transport` added to an object that lacks
-/// it, and the headers.
-pub(crate) fn start_request(
-    url: &str,
-    transport: TransportArg,
-    body: Option<Value>,
-    headers: &[(String, String)],
-) -> ApiRequest {
-    let mut body = body.unwrap_or_else(|| json!({}));
-    if let Value::Object(map) = &mut body {
-        map.entry("transport").or_insert_with(|| transport.runner_name().into());
-    }
-    let mut request = ApiRequest::new(url).request_data(body);
-    for (name, value) in headers {
-        request = request.header(name.clone(), value.clone());
-    }
-    request
-}
-
-/// Fails with a usage error unless `url` is an http(s) URL with a host.
-pub(crate) fn check_http_url(url: &str, flag: &str) -> Result<(), CliError> {
-    match pipecat::url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
-        Ok(_) => Err(CliError::usage(format!("{flag} needs an http:// or https:// URL"))),
-        Err(e) => Err(CliError::usage(format!("{flag}: invalid URL: {e}"))),
-    }
-}
-
-/// Whether `url`'s host is this machine.
-pub(crate) fn is_loopback_url(url: &str) -> bool {
-    let Ok(url) = pipecat::url::Url::parse(url) else { return false };
-    match url.host() {
-        Some(pipecat::url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(pipecat::url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(pipecat::url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// A transport of `kind` over the given audio ends.
-pub(crate) fn build_transport(
-    kind: TransportArg,
-    loopback: bool,
-    ice_servers: &[String],
-    source: TapSource,
-    sink: TapSink,
-    connect_timeout: Duration,
-) -> Result<Box<dyn Transport>, CliError> {
-    Ok(match kind {
-        TransportArg::Websocket => Box::new(
-            WebSocketTransport::builder()
-                .audio_source(source)
-                .audio_sink(sink)
-                .connect_timeout(connect_timeout)
-                .build()
-                .map_err(|e| {
-                    CliError::local(format!("cannot build the WebSocket transport: {e}"))
-                })?,
-        ),
-        TransportArg::Webrtc => {
-            let mut builder = SmallWebRtcTransport::builder()
-                .audio_source(Box::new(source))
-                .audio_sink(Box::new(sink))
-                .connect_timeout(connect_timeout);
-            if loopback {
-                builder = builder.loopback_only();
-            }
-            if !ice_servers.is_empty() {
-                builder = builder.ice_servers(ice_servers.iter().map(IceServer::new).collect());
-            }
-            Box::new(builder.build().map_err(|e| {
-                CliError::local(format!("cannot build the SmallWebRTC transport: {e}"))
-            })?)
-        }
-    })
-}
-
-/// A client over `transport` with every time limit set to `limit`.
-pub(crate) fn build_client(transport: Box<dyn Transport>, limit: Duration) -> PipecatClient {
-    PipecatClient::builder_shared(Arc::from(transport))
-        .start_bot_timeout(limit)
-        .connect_timeout(limit)
-        .bot_ready_timeout(limit)
-        .about(About::library("pipecat-cli", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// Starts the session the target describes; resolves on `bot-ready`.
-pub(crate) async fn start(client: &PipecatClient, target: &Target) -> pipecat::Result<()> {
-    match target {
-        Target::Start { request, .. } => client.start_bot_and_connect(request.clone()).await?,
-        Target::WebSocket(params) => client.connect(params.clone()).await?,
-        Target::Offer(params, _) => client.connect(ConnectionParams::from(*params.clone())).await?,
-    };
-    Ok(())
-}
 
 /// Something to do once the bot is ready.
 #[derive(Debug, Clone)]
@@ -250,23 +70,38 @@ pub(crate) struct SessionPlan {
     pub(crate) record: Option<PathBuf>,
     /// Answer the `get_weather` function call (the demo's).
     pub(crate) weather_function: bool,
+    /// `--function` and `--function-command`.
+    pub(crate) functions: Vec<(String, crate::functions::FunctionAnswer)>,
+    /// `--function-timeout`.
+    pub(crate) function_timeout: Duration,
 }
 
 /// Facts about the session gathered from its events.
 #[derive(Debug, Default)]
 struct Facts {
-    fatal: Option<String>,
+    /// The first fatal error, as the command reports it.
+    fatal: Option<CliError>,
     bot_left: Option<String>,
+    /// The connection closed cleanly without the bot leaving.
+    closed: Option<String>,
 }
 
 impl Facts {
     fn observe(&mut self, event: &ClientEvent) {
         match event {
             ClientEvent::Error(e) if e.fatal => {
-                self.fatal.get_or_insert_with(|| e.message.clone());
+                self.fatal.get_or_insert_with(|| match (e.origin, &e.error) {
+                    (ErrorOrigin::Bot, Some(error)) => {
+                        CliError::BotFatal { reason: one_line(&error.to_string()), ready: true }
+                    }
+                    _ => CliError::Session(one_line(&e.message)),
+                });
             }
             ClientEvent::BotDisconnected { reason } => {
                 self.bot_left.get_or_insert_with(|| reason.clone());
+            }
+            ClientEvent::ConnectionClosed { reason } => {
+                self.closed.get_or_insert_with(|| reason.clone());
             }
             _ => {}
         }
@@ -295,6 +130,44 @@ impl End {
             End::ByItself => "bot",
         }
     }
+}
+
+/// Everything that decides how a session went, gathered once it is over.
+#[derive(Debug)]
+struct Ending {
+    end: End,
+    facts: Facts,
+    /// Why `disconnect` failed, if it did.
+    disconnect_error: Option<String>,
+    /// How the steps went, when the session ended on them.
+    steps: Option<Result<(), String>>,
+    /// Whether the output (file, device) was finished.
+    output_closed: Result<(), String>,
+    /// Whether the recording was finished (`Ok` without one).
+    recording_finished: Result<(), CliError>,
+}
+
+/// How a session went: `Ok` is a clean end (exit 0). The first reason wins: a fatal error,
+/// then an end nobody asked for (the connection dropped without the bot leaving), then a
+/// failed step, then local output that could not be finished.
+fn decide_outcome(ending: Ending) -> Result<(), CliError> {
+    let Ending { end, facts, disconnect_error, steps, output_closed, recording_finished } = ending;
+    if let Some(fatal) = facts.fatal {
+        return Err(fatal);
+    }
+    if end == End::ByItself && facts.bot_left.is_none() && facts.closed.is_none() {
+        return Err(CliError::Session(match disconnect_error {
+            Some(e) => one_line(&e),
+            None => "the connection ended unexpectedly".into(),
+        }));
+    }
+    if let Some(Err(e)) = steps {
+        return Err(CliError::Session(one_line(&e)));
+    }
+    if let Err(e) = output_closed {
+        return Err(CliError::local(format!("cannot finish the output file: {e}")));
+    }
+    recording_finished
 }
 
 /// Feeds the recording's message log.
@@ -340,7 +213,8 @@ pub(crate) async fn run(plan: SessionPlan) -> Result<(), CliError> {
         let observer = RecordObserver { recording: Arc::clone(recording), clock };
         transport = Box::new(ObservedTransport::new(transport, Arc::new(observer)));
     }
-    let client = build_client(transport, plan.ready_timeout);
+    let client = build_client(transport, plan.ready_timeout, plan.function_timeout);
+    crate::functions::register(&client, &plan.functions);
     if plan.weather_function {
         client.register_function_call_handler("get_weather", |call: FunctionCall| async move {
             let city = call.arguments.get("city").and_then(Value::as_str).unwrap_or("Paris");
@@ -352,19 +226,25 @@ pub(crate) async fn run(plan: SessionPlan) -> Result<(), CliError> {
     let facts = Arc::new(Mutex::new(Facts::default()));
     // The steps wait for events the view has shown, so the narration stays in order.
     let (shown, steps_events) = tokio::sync::broadcast::channel(1024);
-    let view =
-        tokio::spawn(show_events(client.events(), Arc::clone(&console), Arc::clone(&facts), shown));
+    let events = Events::subscribe(&client, plan.json || plan.record.is_some());
+    let progress = Arc::new(AtomicU64::new(0));
+    let view = spawn_view(events, Arc::clone(&console), Arc::clone(&facts), shown, &progress);
 
     lock(&console).note("you", &format!("connecting: {}", plan.target.describe()));
     if let Err(e) = start(&client, &plan.target).await {
-        let reason = one_line(&e.to_string());
-        let _ = tokio::time::timeout(SETTLE, view).await;
+        let error = match &e {
+            pipecat::Error::BotError { .. } => {
+                CliError::BotFatal { reason: one_line(&e.to_string()), ready: false }
+            }
+            _ => CliError::Start(one_line(&e.to_string())),
+        };
+        settle_view(view, &progress).await;
         lock(&console).finish();
         let _ = close_shared(&sink_handle).await;
         if let Some(recording) = &recording {
             let _ = recording.finish();
         }
-        return Err(CliError::Start(reason));
+        return Err(error);
     }
     let time_to_ready = clock.elapsed();
 
@@ -390,35 +270,29 @@ pub(crate) async fn run(plan: SessionPlan) -> Result<(), CliError> {
         lock(&console).note("you", &format!("ending the session ({})", end_reason(end)));
     }
     let disconnect_error = client.disconnect().await.err();
-    let _ = tokio::time::timeout(SETTLE, view).await;
+    settle_view(view, &progress).await;
     let closed = close_shared(&sink_handle).await;
 
-    let facts = std::mem::take(&mut *lock(&facts));
-    let outcome: Result<(), CliError> = match (end, facts.fatal, facts.bot_left) {
-        (_, Some(fatal), _) => Err(CliError::Session(one_line(&fatal))),
-        (End::ByItself, None, None) => Err(CliError::Session(match disconnect_error {
-            Some(e) => one_line(&e.to_string()),
-            None => "the connection ended unexpectedly".into(),
-        })),
-        _ => match steps_result {
-            Some(Err(e)) => Err(CliError::Session(one_line(&e))),
-            _ => Ok(()),
-        },
-    };
-    let mut outcome = outcome;
-    if let Err(e) = closed
-        && outcome.is_ok()
-    {
-        outcome = Err(CliError::local(format!("cannot finish the output file: {e}")));
-    }
     let mut recorded = None;
-    if let Some(recording) = &recording {
-        match recording.finish() {
-            Ok(()) => recorded = Some(recording.dir().to_path_buf()),
-            Err(e) if outcome.is_ok() => outcome = Err(e),
-            Err(_) => {}
+    let recording_finished = match &recording {
+        Some(recording) => {
+            let finished = recording.finish();
+            if finished.is_ok() {
+                recorded = Some(recording.dir().to_path_buf());
+            }
+            finished
         }
-    }
+        None => Ok(()),
+    };
+    let facts = std::mem::take(&mut *lock(&facts));
+    let outcome = decide_outcome(Ending {
+        end,
+        facts,
+        disconnect_error: disconnect_error.map(|e| e.to_string()),
+        steps: steps_result,
+        output_closed: closed.map_err(|e| e.to_string()),
+        recording_finished,
+    });
 
     let mut console = lock(&console);
     let session = clock.elapsed().saturating_sub(time_to_ready);
@@ -475,16 +349,73 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
-/// Shows every event until the session is over.
-async fn show_events(
-    mut events: EventStream,
+/// The view's subscription: lossless whenever events are written out as JSON (`--json`,
+/// `--record`: nothing may be missing there, and a burst waits in memory for the writer),
+/// lossy for the readable view alone (which would rather skip than fall behind).
+enum Events {
+    Lossy(EventStream),
+    Lossless(LosslessEventStream),
+}
+
+impl Events {
+    fn subscribe(client: &PipecatClient, lossless: bool) -> Self {
+        if lossless {
+            Events::Lossless(client.events_lossless())
+        } else {
+            Events::Lossy(client.events())
+        }
+    }
+
+    async fn recv(&mut self) -> Option<ClientEvent> {
+        match self {
+            Events::Lossy(events) => events.recv().await,
+            Events::Lossless(events) => events.recv().await,
+        }
+    }
+}
+
+/// Runs the view on a thread of its own: a slow or stalled stdout (or recording) holds that
+/// thread, never a worker of the runtime the session runs on.
+fn spawn_view(
+    events: Events,
     console: Arc<Mutex<Console>>,
     facts: Arc<Mutex<Facts>>,
     shown: broadcast::Sender<&'static str>,
+    progress: &Arc<AtomicU64>,
+) -> JoinHandle<()> {
+    let runtime = tokio::runtime::Handle::current();
+    let progress = Arc::clone(progress);
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(show_events(events, console, facts, shown, &progress));
+    })
+}
+
+/// Waits for the view to show the session's last event: as long as it keeps showing events
+/// (a lossless view may have a backlog to write), and [`SETTLE`] past its last progress.
+async fn settle_view(mut view: JoinHandle<()>, progress: &AtomicU64) {
+    loop {
+        let before = progress.load(Ordering::Relaxed);
+        if tokio::time::timeout(SETTLE, &mut view).await.is_ok() {
+            return;
+        }
+        if progress.load(Ordering::Relaxed) == before {
+            return;
+        }
+    }
+}
+
+/// Shows every event until the session is over, counting them in `progress`.
+async fn show_events(
+    mut events: Events,
+    console: Arc<Mutex<Console>>,
+    facts: Arc<Mutex<Facts>>,
+    shown: broadcast::Sender<&'static str>,
+    progress: &AtomicU64,
 ) {
     while let Some(event) = events.recv().await {
         lock(&facts).observe(&event);
         lock(&console).event(&event);
+        progress.fetch_add(1, Ordering::Relaxed);
         // Nobody listening (no steps, or they are done) is fine.
         let _ = shown.send(event.name());
         if matches!(event, ClientEvent::Disconnected) {
@@ -576,6 +507,8 @@ pub(crate) fn connect_plan(
         json: args.view.json,
         record: args.view.record.clone(),
         weather_function: false,
+        functions: args.functions.iter().chain(&args.function_commands).cloned().collect(),
+        function_timeout: args.function_timeout,
     })
 }
 
@@ -583,35 +516,99 @@ pub(crate) fn connect_plan(
 mod tests {
     use super::*;
 
+    fn ending(end: End) -> Ending {
+        Ending {
+            end,
+            facts: Facts::default(),
+            disconnect_error: None,
+            steps: None,
+            output_closed: Ok(()),
+            recording_finished: Ok(()),
+        }
+    }
+
+    fn session_error(outcome: Result<(), CliError>) -> String {
+        match outcome {
+            Err(CliError::Session(reason)) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn start_bodies_name_the_transport() {
-        let r = start_request("http://h/start", TransportArg::Websocket, None, &[]);
-        assert_eq!(r.request_data, Some(json!({"transport": "websocket"})));
-        let r = start_request(
-            "http://h/start",
-            TransportArg::Webrtc,
-            Some(json!({"transport": "daily", "body": {"x": 1}})),
-            &[("X-Key".into(), "v".into())],
+    fn an_end_the_user_asked_for_is_clean() {
+        for end in [End::Duration, End::Interrupted, End::Steps] {
+            assert!(decide_outcome(ending(end)).is_ok(), "{end:?}");
+        }
+    }
+
+    #[test]
+    fn the_bot_leaving_is_a_clean_end() {
+        let mut e = ending(End::ByItself);
+        e.facts.bot_left = Some("bot ended the session".into());
+        assert!(decide_outcome(e).is_ok());
+    }
+
+    #[test]
+    fn a_clean_close_that_is_not_the_bots_is_a_clean_end() {
+        let mut e = ending(End::ByItself);
+        e.facts.observe(&ClientEvent::ConnectionClosed { reason: "left the call".into() });
+        assert!(decide_outcome(e).is_ok());
+    }
+
+    #[test]
+    fn a_connection_that_ends_by_itself_is_a_failure_with_its_reason() {
+        assert_eq!(
+            session_error(decide_outcome(ending(End::ByItself))),
+            "the connection ended unexpectedly"
         );
-        assert_eq!(r.request_data, Some(json!({"transport": "daily", "body": {"x": 1}})));
-        assert_eq!(r.headers["X-Key"], "v");
-        let r = start_request("http://h/start", TransportArg::Webrtc, Some(json!([1])), &[]);
-        assert_eq!(r.request_data, Some(json!([1])));
+        let mut e = ending(End::ByItself);
+        e.disconnect_error = Some("transport: gone\nfor good".into());
+        assert!(!session_error(decide_outcome(e)).contains('\n'));
     }
 
     #[test]
-    fn loopback_hosts_are_recognised() {
-        assert!(is_loopback_url("http://localhost:8080/start"));
-        assert!(is_loopback_url("http://127.0.0.1:1/api/offer"));
-        assert!(is_loopback_url("ws://[::1]:80/ws"));
-        assert!(!is_loopback_url("https://bot.example.com/start"));
-        assert!(!is_loopback_url("not a url"));
+    fn a_fatal_error_wins_over_everything_else() {
+        let mut e = ending(End::ByItself);
+        e.facts.fatal = Some(CliError::Session("authentication rejected".into()));
+        e.facts.bot_left = Some("left".into());
+        e.steps = Some(Err("send-text failed".into()));
+        e.output_closed = Err("disk full".into());
+        assert_eq!(session_error(decide_outcome(e)), "authentication rejected");
     }
 
     #[test]
-    fn urls_are_checked() {
-        assert!(check_http_url("http://localhost/api/offer", "--offer-url").is_ok());
-        assert!(check_http_url("ws://localhost/x", "--offer-url").is_err());
-        assert!(check_http_url("nope", "--offer-url").is_err());
+    fn a_fatal_bot_error_reads_the_same_before_and_after_ready() {
+        let error = pipecat::Error::BotError { message: "out of credits".into() };
+        let event = ClientEvent::Error(pipecat::ErrorEvent {
+            origin: ErrorOrigin::Bot,
+            message: "out of credits".into(),
+            fatal: true,
+            error: Some(std::sync::Arc::new(error.clone())),
+        });
+        let mut facts = Facts::default();
+        facts.observe(&event);
+        let after = decide_outcome(Ending { facts, ..ending(End::ByItself) }).unwrap_err();
+        let before = CliError::BotFatal { reason: error.to_string(), ready: false };
+        assert_eq!(after.to_string(), before.to_string());
+        assert_eq!(after.to_string(), "fatal error from the bot: out of credits");
+        assert_ne!(after.exit_code(), before.exit_code(), "the phase shows in the exit status");
+    }
+
+    #[test]
+    fn a_failed_step_fails_the_session() {
+        let mut e = ending(End::Steps);
+        e.steps = Some(Err("request ping failed: timeout".into()));
+        assert_eq!(session_error(decide_outcome(e)), "request ping failed: timeout");
+    }
+
+    #[test]
+    fn unfinished_output_fails_an_otherwise_clean_session() {
+        let mut e = ending(End::Duration);
+        e.output_closed = Err("disk full".into());
+        let Err(CliError::Local(text)) = decide_outcome(e) else { panic!() };
+        assert!(text.contains("disk full"), "{text}");
+        let mut e = ending(End::Duration);
+        e.recording_finished = Err(CliError::local("cannot write events.jsonl"));
+        assert!(matches!(decide_outcome(e), Err(CliError::Local(_))));
     }
 }

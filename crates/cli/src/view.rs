@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipecat::rtvi::{InputType, SpokenStatus};
-use pipecat::{ClientEvent, ErrorOrigin, TransportState};
+use pipecat::{ClientEvent, ErrorOrigin, FunctionCallOutcome, TransportState, UndispatchedReason};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -188,6 +188,9 @@ impl Console {
                 ("bot", format!("ready: RTVI {}{}", ready.version, about.trim_end()))
             }
             ClientEvent::BotDisconnected { reason } => ("bot", format!("left: {reason}")),
+            ClientEvent::ConnectionClosed { reason } => {
+                ("state", format!("connection closed: {reason}"))
+            }
             ClientEvent::ParticipantJoined(p) => ("peer", format!("joined: {}", p.id)),
             ClientEvent::ParticipantLeft(p) => ("peer", format!("left: {}", p.id)),
             ClientEvent::Error(e) => {
@@ -197,7 +200,7 @@ impl Console {
             ClientEvent::MessageError { message, .. } => {
                 ("error", format!("the bot rejected a message: {message}"))
             }
-            ClientEvent::ProtocolWarning(w) => ("warn", format!("{w:?}")),
+            ClientEvent::ProtocolWarning(w) => ("warn", w.to_string()),
             ClientEvent::UnsupportedFeature { feature, reason } => {
                 ("warn", format!("{feature} is not supported: {reason}"))
             }
@@ -264,7 +267,7 @@ impl Console {
                 ("fn", format!("answered {}: {}", call.function_name, compact(result)))
             }
             ClientEvent::FunctionCallUndispatched { tool_call_id, reason } => {
-                ("warn", format!("function call {tool_call_id} not handled: {reason:?}"))
+                ("warn", format!("function call {tool_call_id} not handled: {reason}"))
             }
             ClientEvent::LlmFunctionCallStopped(stop) => {
                 let how = if stop.cancelled { "cancelled" } else { "done" };
@@ -358,6 +361,32 @@ pub(crate) fn redact(value: Value) -> Value {
     }
 }
 
+/// Why a function call was not dispatched: `reason` in kebab-case, and for `no-handler` the
+/// function's name and whether an error result was sent.
+fn undispatched_json(reason: &UndispatchedReason) -> Value {
+    match reason {
+        UndispatchedReason::MissingFunctionName => json!({ "reason": "missing-function-name" }),
+        UndispatchedReason::Duplicate => json!({ "reason": "duplicate" }),
+        UndispatchedReason::NoHandler { function_name, replied } => {
+            json!({ "reason": "no-handler", "function_name": function_name, "replied": replied })
+        }
+        _ => json!({ "reason": "other" }),
+    }
+}
+
+/// How a handler ended: `outcome` in kebab-case, with the error or the time limit.
+fn outcome_json(outcome: &FunctionCallOutcome) -> Value {
+    match outcome {
+        FunctionCallOutcome::Completed => json!({ "outcome": "completed" }),
+        FunctionCallOutcome::Failed(error) => json!({ "outcome": "failed", "error": error }),
+        FunctionCallOutcome::Panicked(error) => json!({ "outcome": "panicked", "error": error }),
+        FunctionCallOutcome::TimedOut(limit) => {
+            json!({ "outcome": "timed-out", "timeout_ms": crate::session::millis(*limit) })
+        }
+        _ => json!({ "outcome": "other" }),
+    }
+}
+
 /// The JSON line of an event: `type` (the event's kebab-case name), `timestamp` (RFC 3339,
 /// UTC), `elapsed_ms` (since the command started) and the event's fields.
 pub(crate) fn event_json(event: &ClientEvent, clock: &Clock) -> Value {
@@ -378,14 +407,21 @@ pub(crate) fn event_json(event: &ClientEvent, clock: &Clock) -> Value {
             "about": to_json(&ready.about),
             "capabilities": to_json(&ready.capabilities),
         }),
-        ClientEvent::BotDisconnected { reason } => json!({ "reason": reason }),
+        ClientEvent::BotDisconnected { reason } | ClientEvent::ConnectionClosed { reason } => {
+            json!({ "reason": reason })
+        }
         ClientEvent::Error(e) => json!({
             "message": e.message,
             "fatal": e.fatal,
             "origin": origin(e.origin),
         }),
         ClientEvent::MessageError { id, message } => json!({ "id": id, "message": message }),
-        ClientEvent::ProtocolWarning(w) => json!({ "message": format!("{w:?}") }),
+        ClientEvent::ProtocolWarning(w) => {
+            // `kind` and the warning's fields, and the sentence the readable view shows.
+            let mut fields = to_json(w);
+            fields["description"] = w.to_string().into();
+            fields
+        }
         ClientEvent::UnsupportedFeature { feature, reason } => {
             json!({ "feature": feature, "reason": reason })
         }
@@ -417,15 +453,19 @@ pub(crate) fn event_json(event: &ClientEvent, clock: &Clock) -> Value {
         ClientEvent::LlmFunctionCallStopped(f) => json!({ "data": to_json(f) }),
         ClientEvent::LlmFunctionCall(f) => json!({ "data": to_json(f) }),
         ClientEvent::FunctionCallUndispatched { tool_call_id, reason } => {
-            json!({ "tool_call_id": tool_call_id, "reason": format!("{reason:?}") })
+            let mut fields = undispatched_json(reason);
+            fields["tool_call_id"] = tool_call_id.as_str().into();
+            fields["description"] = reason.to_string().into();
+            fields
         }
-        ClientEvent::FunctionCallHandled { call, result, outcome } => json!({
-            "function_name": call.function_name,
-            "tool_call_id": call.tool_call_id,
-            "arguments": call.arguments,
-            "result": result,
-            "outcome": format!("{outcome:?}"),
-        }),
+        ClientEvent::FunctionCallHandled { call, result, outcome } => {
+            let mut fields = outcome_json(outcome);
+            fields["function_name"] = call.function_name.as_str().into();
+            fields["tool_call_id"] = call.tool_call_id.as_str().into();
+            fields["arguments"] = call.arguments.clone();
+            fields["result"] = result.clone();
+            fields
+        }
         ClientEvent::BotLlmSearchResponse(s) => json!({ "data": to_json(s) }),
         ClientEvent::Metrics(m) => json!({ "data": to_json(m) }),
         ClientEvent::UserAudioLevel(level) | ClientEvent::BotAudioLevel(level) => {
@@ -498,6 +538,74 @@ mod tests {
                 "{kind} is not kebab-case"
             );
         }
+    }
+
+    #[test]
+    fn protocol_warnings_are_structured_not_debug() {
+        let clock = Clock::start();
+        let warning = pipecat::ProtocolWarning::ClientReadyRejected {
+            message: "RTVI version 2.2.0 is not compatible with 1.0.0".into(),
+        };
+        let line = event_json(&ClientEvent::ProtocolWarning(warning.clone()), &clock);
+        assert_eq!(line["type"], "protocol-warning");
+        assert_eq!(line["kind"], "client-ready-rejected");
+        assert_eq!(line["message"], "RTVI version 2.2.0 is not compatible with 1.0.0");
+        assert_eq!(line["client_version"], "2.2.0");
+        assert_eq!(line["description"], warning.to_string());
+        assert!(line["timestamp"].is_string(), "the envelope stays");
+
+        let legacy = pipecat::ProtocolWarning::BotVersion {
+            version: pipecat::rtvi::ProtocolVersion::new(1, 0, 0),
+            compatibility: pipecat::rtvi::Compatibility::Legacy,
+        };
+        let line = event_json(&ClientEvent::ProtocolWarning(legacy.clone()), &clock);
+        assert_eq!(line["kind"], "bot-version");
+        assert_eq!(line["version"], "1.0.0");
+        assert_eq!(line["compatibility"], "legacy");
+        let text = line.to_string();
+        assert!(!text.contains("ProtocolVersion") && !text.contains("Legacy"), "{text}");
+
+        let mut console = Console::new(false, clock, None);
+        let (tag, shown) = console.describe(&ClientEvent::ProtocolWarning(legacy)).unwrap();
+        assert_eq!(tag, "warn");
+        assert!(shown.contains("RTVI 1.0.0") && !shown.contains("BotVersion"), "{shown}");
+    }
+
+    #[test]
+    fn function_call_lines_are_structured_not_debug() {
+        let clock = Clock::start();
+        let line = event_json(
+            &ClientEvent::FunctionCallUndispatched {
+                tool_call_id: "t3".into(),
+                reason: UndispatchedReason::NoHandler {
+                    function_name: "nobody".into(),
+                    replied: false,
+                },
+            },
+            &clock,
+        );
+        assert_eq!(line["reason"], "no-handler");
+        assert_eq!(line["function_name"], "nobody");
+        assert_eq!(line["replied"], false);
+        assert_eq!(line["tool_call_id"], "t3");
+        let call = pipecat::FunctionCall {
+            function_name: "get_weather".into(),
+            tool_call_id: "t1".into(),
+            arguments: json!({"city": "Oslo"}),
+        };
+        let line = event_json(
+            &ClientEvent::FunctionCallHandled {
+                call,
+                result: json!({"error": "slow"}),
+                outcome: FunctionCallOutcome::TimedOut(Duration::from_secs(2)),
+            },
+            &clock,
+        );
+        assert_eq!(line["outcome"], "timed-out");
+        assert_eq!(line["timeout_ms"], 2000);
+        assert_eq!(line["function_name"], "get_weather");
+        assert_eq!(line["arguments"]["city"], "Oslo");
+        assert_eq!(line["result"]["error"], "slow");
     }
 
     #[test]

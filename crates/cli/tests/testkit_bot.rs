@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{
     assert_json_shape, check_recording, of_type, peak, run_cli, run_cli_within, states, summary,
 };
-use pipecat_testkit::{BotTransport, TestBot};
+use pipecat_testkit::{BotReadyMode, BotTransport, TestBot};
 use serde_json::json;
 
 /// A test bot serving both transports, on a runtime that keeps serving while the test
@@ -189,7 +189,79 @@ fn a_fatal_bot_error_exits_1_with_one_line() {
     assert!(of_type(&errors, "error").iter().any(|e| e["fatal"] == true && e["message"] == "boom"));
     let stderr: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("pipecat:")).collect();
     assert_eq!(stderr.len(), 1, "{}", run.stderr);
-    assert!(stderr[0].contains("boom"), "{}", stderr[0]);
+    assert!(stderr[0].ends_with("fatal error from the bot: boom"), "{}", stderr[0]);
+    shutdown(runtime, bot);
+}
+
+#[test]
+fn a_fatal_bot_error_before_ready_reads_as_after_ready_and_exits_3() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let bot = runtime
+        .block_on(
+            TestBot::builder()
+                .transports([BotTransport::WebSocket])
+                .bot_ready(BotReadyMode::Never)
+                .on_session_start(|session| async move {
+                    let _ = session.send_error("boom", true);
+                })
+                .start(),
+        )
+        .expect("the test bot starts");
+    let run =
+        run_cli(&["connect", "--ws-url", &bot.ws_url(), "--input", "silence", "--output", "none"]);
+    run.expect_code(3);
+    let stderr: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("pipecat:")).collect();
+    assert_eq!(stderr.len(), 1, "{}", run.stderr);
+    // The wording a_fatal_bot_error_exits_1_with_one_line sees after ready.
+    assert!(stderr[0].ends_with("fatal error from the bot: boom"), "{}", stderr[0]);
+    shutdown(runtime, bot);
+}
+
+#[test]
+fn function_calls_are_answered_by_a_fixed_result_or_a_command() {
+    let (runtime, bot) = bot();
+    let call = |name: &str, id: &str| {
+        let d = json!({"function_name": name, "tool_call_id": id, "arguments": {"city": "Oslo"}});
+        format!("fn-call={d}")
+    };
+    let run = run_cli(&[
+        "connect",
+        "--ws-url",
+        &bot.ws_url(),
+        "--input",
+        "silence",
+        "--output",
+        "none",
+        "--function",
+        r#"get_weather={"temp_c":21}"#,
+        "--function-command",
+        "echo_city=cat",
+        "--client-message",
+        &call("get_weather", "t1"),
+        "--client-message",
+        &call("echo_city", "t2"),
+        "--client-message",
+        &call("nobody_answers", "t3"),
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    run.expect_code(0);
+    let results = bot.recorder().function_call_results();
+    let result_of =
+        |id: &str| results.iter().find(|r| r.tool_call_id == id).map(|r| r.result.clone());
+    assert_eq!(result_of("t1"), Some(json!({"temp_c": 21})));
+    assert_eq!(result_of("t2"), Some(json!({"city": "Oslo"})));
+    assert_eq!(result_of("t3"), None, "a call without an answer is left to the bot");
+    let lines = run.json_lines();
+    assert!(
+        of_type(&lines, "function-call-undispatched").iter().any(|e| e["tool_call_id"] == "t3"),
+        "the unanswered call is reported"
+    );
     shutdown(runtime, bot);
 }
 
@@ -266,6 +338,42 @@ fn load_runs_three_sessions_over_both_transports() {
     assert!(run.stdout.contains("sessions: 3 run, 3 ready, 0 failed"), "{}", run.stdout);
     assert!(run.stdout.contains("time to ready: p50"), "{}", run.stdout);
     assert!(run.stdout.contains("errors: none"), "{}", run.stdout);
+    shutdown(runtime, bot);
+}
+
+#[test]
+fn load_takes_the_media_and_network_flags_of_connect() {
+    let (runtime, bot) = bot();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bot.wav");
+    let run = run_cli(&[
+        "load",
+        "--start",
+        &bot.start_url(),
+        "-n",
+        "2",
+        "--transport",
+        "websocket",
+        "--input",
+        "tone:300",
+        "--output",
+        out.to_str().unwrap(),
+        "--ice-server",
+        "stun:127.0.0.1:3478",
+        "--duration",
+        "1",
+        "--json",
+    ]);
+    run.expect_code(0);
+    for index in 1..=2 {
+        let file = dir.path().join(format!("bot-{index}.wav"));
+        let reader = hound::WavReader::open(&file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        assert!(reader.duration() > 0, "{file:?} is empty");
+    }
+    // A device cannot serve many sessions: a usage error that says so.
+    let run = run_cli(&["load", "--start", &bot.start_url(), "--input", "mic"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("cannot share a microphone"), "{}", run.stderr);
     shutdown(runtime, bot);
 }
 

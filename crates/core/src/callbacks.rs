@@ -59,6 +59,9 @@ pub trait ClientCallbacks: Send + Sync + 'static {
     /// The bot left the session.
     fn on_bot_disconnected(&self, reason: &str) {}
 
+    /// The connection closed cleanly without the bot leaving.
+    fn on_connection_closed(&self, reason: &str) {}
+
     /// Another participant joined.
     fn on_participant_joined(&self, value: &Participant) {}
 
@@ -259,6 +262,7 @@ pub fn dispatch_to_typed<C: ClientCallbacks + ?Sized>(callbacks: &C, event: &Cli
         ClientEvent::BotConnected(v) => callbacks.on_bot_connected(v),
         ClientEvent::BotReady(v) => callbacks.on_bot_ready(v),
         ClientEvent::BotDisconnected { reason } => callbacks.on_bot_disconnected(reason),
+        ClientEvent::ConnectionClosed { reason } => callbacks.on_connection_closed(reason),
         ClientEvent::ParticipantJoined(v) => callbacks.on_participant_joined(v),
         ClientEvent::ParticipantLeft(v) => callbacks.on_participant_left(v),
         ClientEvent::Error(v) => callbacks.on_error(v),

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::callbacks::ClientCallbacks;
 use crate::events::EventStream;
 use crate::function_calls::FunctionCallHandler;
+use crate::lossless::LosslessEventStream;
 use crate::media::{MediaDeviceInfo, MediaState};
 use crate::options::ClientOptions;
 use crate::session::{ConnectSource, EndKind, EndTarget, Inner, LastStart, lock};
@@ -106,9 +107,23 @@ impl PipecatClient {
 
     /// A new subscription to the client's events. Subscribe before starting a session to
     /// see all of its events; a subscription never slows the session (see [`EventStream`]).
+    ///
+    /// It is lossy: a subscriber more than [`ClientOptions::event_capacity`] events behind
+    /// loses the oldest and gets a [`crate::ClientEvent::Lagged`], which suits user
+    /// interfaces. Recorders, machine-readable output and tests that must see every event use
+    /// [`events_lossless`](Self::events_lossless).
     pub fn events(&self) -> EventStream {
         self.inner.ensure_background();
         EventStream::new(self.inner.subscribe())
+    }
+
+    /// A new subscription that loses nothing: every event from now on, in the order
+    /// [`events`](Self::events) delivers them, never [`crate::ClientEvent::Lagged`]. It never
+    /// slows the session either; what its reader has not taken yet waits in memory, without
+    /// a bound (see [`LosslessEventStream`] for the trade-off).
+    pub fn events_lossless(&self) -> LosslessEventStream {
+        self.inner.ensure_background();
+        self.inner.subscribe_lossless()
     }
 
     // ---- Lifecycle ----
@@ -305,12 +320,7 @@ impl PipecatClient {
     /// [`Error::Unsupported`] for bots below 2.0 (also an `UnsupportedFeature` event); the
     /// transport's error.
     pub async fn send_dtmf(&self, keys: &str) -> Result<()> {
-        let version = {
-            let shared = self.inner.lock();
-            self.inner.ready_attempt(&shared)?;
-            // An unparseable bot version was reported; assume the current protocol.
-            shared.bot_version.unwrap_or(pipecat_rtvi::CLIENT_PROTOCOL_VERSION)
-        };
+        let version = self.ready_bot_version()?;
         let messages =
             dtmf_messages(version, keys).map_err(|e| self.inner.report_unsupported(e.into()))?;
         for message in messages {
@@ -352,13 +362,26 @@ impl PipecatClient {
         self.inner.send_ready(ClientEnvelope::new(message)).await
     }
 
-    /// Sends `send-file` (RTVI 2.2+): a file or image for the LLM.
+    /// Sends `send-file` (RTVI 2.2+): a file or image for the LLM. Bots of older protocols
+    /// (pipecat-ai 1.12 and earlier) have no such message, so it is refused here instead of
+    /// being sent into an "Unsupported type" reply.
     ///
     /// # Errors
-    /// [`Error::NotReady`]; [`Error::MessageTooLarge`] (large files belong behind a URL);
-    /// the transport's error.
+    /// [`Error::NotReady`]; [`Error::Unsupported`] for bots below 2.2.0 (also an
+    /// `UnsupportedFeature` event); [`Error::MessageTooLarge`] (large files belong behind a
+    /// URL); the transport's error.
     pub async fn send_file(&self, file: SendFile) -> Result<()> {
+        let version = self.ready_bot_version()?;
+        version.check_send_file().map_err(|e| self.inner.report_unsupported(e.into()))?;
         self.inner.send_ready(ClientEnvelope::new(ClientMessage::SendFile(file))).await
+    }
+
+    /// The bot's protocol version for deciding what may be sent, once the session is ready
+    /// (an unknown version counts as the oldest supported protocol).
+    fn ready_bot_version(&self) -> Result<ProtocolVersion> {
+        let shared = self.inner.lock();
+        self.inner.ready_attempt(&shared)?;
+        Ok(shared.gating_version())
     }
 
     /// Sends any client message with a fresh id and returns the id (replies to it arrive
@@ -421,32 +444,21 @@ impl PipecatClient {
         lock(&self.inner.functions).clear();
     }
 
-    // ---- Media (delegated to the transport) ----
+    // ---- Media (the transport's media control; see `Transport::media`) ----
 
-    /// Turns the microphone on or off.
+    /// Turns the microphone on or off (off sends silence at the same pace).
     ///
     /// # Errors
-    /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
+    /// [`Error::Unsupported`] for a transport without media (also an `UnsupportedFeature`
+    /// event) or the transport's error.
     pub async fn enable_mic(&self, enabled: bool) -> Result<()> {
-        self.inner.media(self.inner.transport.enable_mic(enabled).await)
+        let media = self.inner.media_control("enable_mic")?;
+        self.inner.media(media.enable_mic(enabled).await)
     }
 
-    /// Whether the microphone is on.
+    /// Whether the microphone is on (`false` for a transport without media).
     pub fn is_mic_enabled(&self) -> bool {
-        self.inner.transport.is_mic_enabled()
-    }
-
-    /// Turns the camera on or off.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
-    pub async fn enable_cam(&self, enabled: bool) -> Result<()> {
-        self.inner.media(self.inner.transport.enable_cam(enabled).await)
-    }
-
-    /// Whether the camera is on.
-    pub fn is_cam_enabled(&self) -> bool {
-        self.inner.transport.is_cam_enabled()
+        self.inner.transport.media().is_some_and(|m| m.is_mic_enabled())
     }
 
     /// The microphones available.
@@ -454,7 +466,8 @@ impl PipecatClient {
     /// # Errors
     /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
     pub fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>> {
-        self.inner.media(self.inner.transport.available_mics())
+        let media = self.inner.media_control("available_mics")?;
+        self.inner.media(media.available_mics())
     }
 
     /// The speakers available.
@@ -462,7 +475,8 @@ impl PipecatClient {
     /// # Errors
     /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
     pub fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>> {
-        self.inner.media(self.inner.transport.available_speakers())
+        let media = self.inner.media_control("available_speakers")?;
+        self.inner.media(media.available_speakers())
     }
 
     /// Switches the microphone (mid-session too).
@@ -470,7 +484,8 @@ impl PipecatClient {
     /// # Errors
     /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
     pub async fn update_mic(&self, device_id: &str) -> Result<()> {
-        self.inner.media(self.inner.transport.update_mic(device_id).await)
+        let media = self.inner.media_control("update_mic")?;
+        self.inner.media(media.update_mic(device_id).await)
     }
 
     /// Switches the speaker (mid-session too).
@@ -478,22 +493,23 @@ impl PipecatClient {
     /// # Errors
     /// [`Error::Unsupported`] (also an `UnsupportedFeature` event) or the transport's error.
     pub async fn update_speaker(&self, device_id: &str) -> Result<()> {
-        self.inner.media(self.inner.transport.update_speaker(device_id).await)
+        let media = self.inner.media_control("update_speaker")?;
+        self.inner.media(media.update_speaker(device_id).await)
     }
 
     /// The microphone in use.
     pub fn selected_mic(&self) -> Option<MediaDeviceInfo> {
-        self.inner.transport.selected_mic()
+        self.inner.transport.media().and_then(|m| m.selected_mic())
     }
 
     /// The speaker in use.
     pub fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
-        self.inner.transport.selected_speaker()
+        self.inner.transport.media().and_then(|m| m.selected_speaker())
     }
 
-    /// The states of the local devices.
+    /// The states of the local devices (all `uninitialized` for a transport without media).
     pub fn media_state(&self) -> MediaState {
-        self.inner.transport.media_state()
+        self.inner.transport.media().map(|m| m.media_state()).unwrap_or_default()
     }
 }
 
@@ -567,6 +583,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Answer function calls that have no handler with an error result (default off). Off,
+    /// such a call is reported as [`ClientEvent::FunctionCallUndispatched`] with
+    /// [`UndispatchedReason::NoHandler`] and left to the bot, which runs its own functions
+    /// and waits for the client's otherwise; on, it also gets
+    /// `{"error": "no handler for <name> in the client"}` at once, so the bot's LLM does not
+    /// wait. Turn it on when every function of the bot is meant to run in the client.
+    pub fn reply_to_unhandled_function_calls(mut self, on: bool) -> Self {
+        self.options.reply_to_unhandled_function_calls = on;
+        self
+    }
+
     /// Limit for the transport to accept a message (default 10 s).
     pub fn send_timeout(mut self, limit: Duration) -> Self {
         self.options.send_timeout = limit;
@@ -579,7 +606,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How many events a subscriber may fall behind (default 1024).
+    /// How many events an [`EventStream`] subscriber may fall behind (default 1024); a
+    /// [`LosslessEventStream`] has no such limit.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.options.event_capacity = capacity;
         self

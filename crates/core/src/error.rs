@@ -171,6 +171,10 @@ impl From<RtviError> for Error {
                 feature: "dtmf".into(),
                 reason: format!("the bot speaks RTVI {version}; DTMF needs 2.0.0 or later"),
             },
+            RtviError::SendFileUnsupported { version } => Error::Unsupported {
+                feature: "send-file".into(),
+                reason: format!("the bot speaks RTVI {version}; send-file needs 2.2.0 or later"),
+            },
             other => Error::Protocol(Arc::new(other)),
         }
     }
@@ -192,6 +196,9 @@ mod tests {
         assert!(matches!(e, Error::MessageTooLarge { size: 9, max: 8 }));
         let e: Error = RtviError::InvalidDtmf("x".into()).into();
         assert!(matches!(e, Error::InvalidInput(_)));
+        let e: Error = RtviError::SendFileUnsupported { version: "2.1.0".into() }.into();
+        assert!(matches!(&e, Error::Unsupported { feature, .. } if feature == "send-file"));
+        assert!(e.to_string().contains("2.1.0"), "{e}");
         let e = Error::StartBot(HttpError::Status {
             endpoint: "http://x".into(),
             status: 404,

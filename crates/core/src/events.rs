@@ -37,7 +37,8 @@ pub struct ErrorEvent {
     pub message: String,
     /// Whether it ends the session.
     pub fatal: bool,
-    /// The typed error, for client and transport errors.
+    /// The typed error: for client and transport errors, and for a fatal bot error
+    /// ([`Error::BotError`], as `connect` returns it before ready).
     pub error: Option<Arc<Error>>,
 }
 
@@ -48,6 +49,9 @@ impl ErrorEvent {
 }
 
 /// Something in the protocol that deserves attention but does not stop the session.
+///
+/// It displays as a sentence for people and serialises (serde) as a map of its
+/// [`kind`](Self::kind) and fields, for machine-readable output.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ProtocolWarning {
@@ -64,8 +68,8 @@ pub enum ProtocolWarning {
         /// How it relates to ours.
         compatibility: rtvi::Compatibility,
     },
-    /// The bot's `bot-ready` version is not `major.minor.patch`; the current protocol is
-    /// assumed.
+    /// The bot's `bot-ready` version is missing or not `major.minor.patch`; the session is
+    /// ready anyway, and the oldest supported protocol is assumed for what may be sent.
     InvalidBotVersion {
         /// What the bot sent.
         version: String,
@@ -92,6 +96,34 @@ pub enum UndispatchedReason {
     MissingFunctionName,
     /// The same `tool_call_id` was already dispatched in this session.
     Duplicate,
+    /// No handler is registered for the function (and no catch-all): the bot may run it
+    /// itself. With [`ClientBuilder::reply_to_unhandled_function_calls`] an error result was
+    /// sent.
+    ///
+    /// [`ClientBuilder::reply_to_unhandled_function_calls`]: crate::ClientBuilder::reply_to_unhandled_function_calls
+    NoHandler {
+        /// The function's name.
+        function_name: String,
+        /// Whether an error result was sent.
+        replied: bool,
+    },
+}
+
+impl std::fmt::Display for UndispatchedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UndispatchedReason::MissingFunctionName => f.write_str(
+                "the bot did not name the function (raise its function_call_report_level)",
+            ),
+            UndispatchedReason::Duplicate => f.write_str("already dispatched in this session"),
+            UndispatchedReason::NoHandler { function_name, replied: false } => {
+                write!(f, "no handler for {function_name}; left to the bot")
+            }
+            UndispatchedReason::NoHandler { function_name, replied: true } => {
+                write!(f, "no handler for {function_name}; answered with an error")
+            }
+        }
+    }
 }
 
 /// Everything a [`crate::PipecatClient`] reports. Each inbound RTVI message becomes one typed
@@ -119,6 +151,12 @@ pub enum ClientEvent {
     BotReady(rtvi::BotReady),
     /// The bot left the session.
     BotDisconnected {
+        /// What the transport saw.
+        reason: String,
+    },
+    /// The connection closed cleanly without the bot leaving (the transport's
+    /// [`TransportEvent::Closed`](crate::TransportEvent::Closed)); `disconnected` follows.
+    ConnectionClosed {
         /// What the transport saw.
         reason: String,
     },
@@ -353,6 +391,7 @@ impl ClientEvent {
             ClientEvent::BotConnected(_) => "bot-connected",
             ClientEvent::BotReady(_) => "bot-ready",
             ClientEvent::BotDisconnected { .. } => "bot-disconnected",
+            ClientEvent::ConnectionClosed { .. } => "connection-closed",
             ClientEvent::ParticipantJoined(_) => "participant-joined",
             ClientEvent::ParticipantLeft(_) => "participant-left",
             ClientEvent::Error(_) => "error",
@@ -423,7 +462,8 @@ impl ClientEvent {
 /// A `Stream` of [`ClientEvent`]s in the order the client emitted them. It never slows the
 /// session down: a subscriber that falls more than the client's event capacity behind loses
 /// the oldest events and gets one [`ClientEvent::Lagged`] saying how many. The stream ends
-/// when the client is dropped.
+/// when the client is dropped. For every event without loss (at the cost of memory while
+/// the reader is behind) use a [`crate::LosslessEventStream`].
 pub struct EventStream {
     inner: BroadcastStream<ClientEvent>,
 }

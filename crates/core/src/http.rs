@@ -10,6 +10,10 @@ use serde_json::Value;
 /// Default time limit of an [`ApiRequest`] without its own.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default bound on the body of an answer (start and offer answers are a few KiB): a larger
+/// one is refused with [`HttpError::ResponseTooLarge`] before it is all read.
+pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 1024 * 1024;
+
 /// An HTTP endpoint to POST JSON to: the bot's start endpoint, or a SmallWebRTC offer endpoint.
 ///
 /// `Debug` never shows header values (they often carry API keys).
@@ -37,6 +41,10 @@ pub struct ApiRequest {
     /// The time limit; `None` uses the client's default.
     #[serde(default, with = "duration_ms", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// The largest answer body accepted, in bytes; `None` is
+    /// [`DEFAULT_MAX_RESPONSE_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_size: Option<usize>,
 }
 
 impl ApiRequest {
@@ -47,6 +55,7 @@ impl ApiRequest {
             headers: BTreeMap::new(),
             request_data: None,
             timeout: None,
+            max_response_size: None,
         }
     }
 
@@ -67,6 +76,13 @@ impl ApiRequest {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Sets the largest answer body accepted, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_SIZE`]).
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = Some(bytes);
+        self
+    }
 }
 
 impl fmt::Debug for ApiRequest {
@@ -76,6 +92,7 @@ impl fmt::Debug for ApiRequest {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("request_data", &self.request_data.as_ref().map(|_| "…"))
             .field("timeout", &self.timeout)
+            .field("max_response_size", &self.max_response_size)
             .finish()
     }
 }
@@ -139,6 +156,16 @@ pub enum HttpError {
         /// The server's message.
         message: String,
     },
+    /// The answer's body is larger than the request's bound; it was not read further.
+    #[error(
+        "the answer from {endpoint} is larger than {limit} bytes (ApiRequest::max_response_size)"
+    )]
+    ResponseTooLarge {
+        /// The endpoint.
+        endpoint: String,
+        /// The bound, in bytes.
+        limit: usize,
+    },
     /// A 2xx answer whose body is not JSON.
     #[error("answer from {endpoint} is not JSON: {reason}")]
     InvalidResponse {
@@ -194,9 +221,22 @@ pub async fn send_json(
             HttpError::Unreachable { endpoint: endpoint.clone(), reason: error_chain(&e) }
         }
     };
-    let response = builder.send().await.map_err(classify)?;
+    let mut response = builder.send().await.map_err(classify)?;
     let status = response.status();
-    let text = response.text().await.map_err(classify)?;
+    let limit = request.max_response_size.unwrap_or(DEFAULT_MAX_RESPONSE_SIZE);
+    let too_large = || HttpError::ResponseTooLarge { endpoint: endpoint.clone(), limit };
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    // Read in chunks, so a huge or endless body stops at the bound instead of filling memory.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&body);
     if !status.is_success() {
         return Err(HttpError::Status {
             endpoint,

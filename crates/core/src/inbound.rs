@@ -7,7 +7,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::events::{ClientEvent, ErrorEvent, ErrorOrigin, ProtocolWarning, UndispatchedReason};
-use crate::function_calls::{FunctionCall, run_handler};
+use crate::function_calls::{FunctionCall, FunctionCallHandler, run_handler};
 use crate::session::{EndKind, EndTarget, Inner, lock};
 use crate::{Error, TransportEvent, TransportState};
 
@@ -58,6 +58,15 @@ impl Inner {
                         EndKind::Orderly(Error::BotDisconnected { reason }),
                     );
                 }
+            }
+            TransportEvent::Closed { reason } => {
+                tracing::info!(%reason, "connection closed");
+                self.emit(ClientEvent::ConnectionClosed { reason });
+                // A clean end: waiters of an unfinished connect get `Disconnected`.
+                self.spawn_end(
+                    EndTarget::Attempt(generation),
+                    EndKind::Orderly(Error::Disconnected),
+                );
             }
             TransportEvent::ParticipantJoined(p) => self.emit(ClientEvent::ParticipantJoined(p)),
             TransportEvent::ParticipantLeft(p) => self.emit(ClientEvent::ParticipantLeft(p)),
@@ -118,11 +127,14 @@ impl Inner {
             }
             ServerMessage::Error(error) => {
                 tracing::warn!(message = %error.error, fatal = error.fatal, "error from the bot");
+                // A fatal one carries the same typed error `connect` returns before ready.
+                let typed =
+                    error.fatal.then(|| Arc::new(Error::BotError { message: error.error.clone() }));
                 self.emit(ClientEvent::Error(ErrorEvent {
                     origin: ErrorOrigin::Bot,
                     message: error.error.clone(),
                     fatal: error.fatal,
-                    error: None,
+                    error: typed,
                 }));
                 if error.fatal {
                     self.spawn_end(
@@ -198,6 +210,19 @@ impl Inner {
         }
     }
 
+    /// With `reply_to_unhandled_function_calls`, a handler that answers an error naming the
+    /// function (the call is reported undispatched, `replied: true`, as it is handed over).
+    fn unhandled_reply(&self, function_name: &str) -> Option<Arc<dyn FunctionCallHandler>> {
+        if !self.options.reply_to_unhandled_function_calls {
+            return None;
+        }
+        let error = format!("no handler for {function_name} in the client");
+        Some(Arc::new(move |_call: FunctionCall| {
+            let error = error.clone();
+            async move { Err::<Value, String>(error) }
+        }))
+    }
+
     /// Hands a call to its handler, if one is registered (the bot also announces calls it
     /// runs itself; those have no handler here and get no answer from us).
     fn dispatch_function_call(
@@ -215,7 +240,26 @@ impl Inner {
             });
             return;
         };
-        let Some(handler) = lock(&self.functions).lookup(&function_name) else { return };
+        let registered = lock(&self.functions).lookup(&function_name);
+        let unhandled = registered.is_none();
+        let Some(handler) = registered.or_else(|| self.unhandled_reply(&function_name)) else {
+            tracing::debug!(function = %function_name, %tool_call_id, "no handler for the function call");
+            self.emit(ClientEvent::FunctionCallUndispatched {
+                tool_call_id,
+                reason: UndispatchedReason::NoHandler { function_name, replied: false },
+            });
+            return;
+        };
+        if unhandled {
+            tracing::info!(function = %function_name, %tool_call_id, "no handler: answering with an error");
+            self.emit(ClientEvent::FunctionCallUndispatched {
+                tool_call_id: tool_call_id.clone(),
+                reason: UndispatchedReason::NoHandler {
+                    function_name: function_name.clone(),
+                    replied: true,
+                },
+            });
+        }
         let call = FunctionCall {
             function_name,
             tool_call_id,

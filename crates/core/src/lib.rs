@@ -29,6 +29,7 @@
 //! #         Ok(())
 //! #     }
 //! #     async fn disconnect(&self) -> Result<(), TransportError> { Ok(()) }
+//! #     fn max_message_size(&self) -> usize { 64 * 1024 }
 //! # }
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), pipecat_core::Error> {
@@ -65,8 +66,10 @@ mod events;
 mod function_calls;
 pub mod http;
 mod inbound;
+mod lossless;
 pub mod media;
 mod options;
+mod protocol_warning;
 mod session;
 mod state;
 mod transport;
@@ -80,15 +83,14 @@ pub use events::{
 };
 pub use function_calls::{FunctionCall, FunctionCallHandler, FunctionCallOutcome};
 pub use http::{ApiRequest, HttpError};
+pub use lossless::LosslessEventStream;
 pub use options::{
     ClientOptions, DEFAULT_BOT_READY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCONNECT_TIMEOUT,
     DEFAULT_EVENT_CAPACITY, DEFAULT_FUNCTION_CALL_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SEND_TIMEOUT,
 };
 pub use state::{InvalidTransition, TRANSITIONS, TransportState, can_transition};
-pub use transport::{
-    ConnectionParams, DEFAULT_MAX_MESSAGE_SIZE, Transport, TransportEvent, TransportEventSink,
-};
+pub use transport::{ConnectionParams, Transport, TransportEvent, TransportEventSink};
 pub use transport_error::{ErrorSource, TransportError};
 
 /// Re-exported so transports and users need no second dependency for message types.

@@ -126,3 +126,44 @@ pub struct TrackInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<Participant>,
 }
+
+/// Control of a transport's local media: devices, their states, the microphone switch.
+///
+/// A transport with media returns one from [`Transport::media`](crate::Transport::media);
+/// the shared media engine (`pipecat-media-engine`) implements it once for every transport.
+/// The client turns a transport without media into [`Error::Unsupported`](crate::Error)
+/// in one place.
+#[async_trait::async_trait]
+pub trait MediaControl: Send + Sync {
+    /// Opens the local devices ahead of a session (a program-given source or sink counts as
+    /// open); during a session, re-opens a device that failed.
+    async fn init_devices(&self) -> Result<(), crate::TransportError>;
+
+    /// Turns the microphone on or off. Off sends silence at the same pace (see the media
+    /// engine's docs for why).
+    async fn enable_mic(&self, enabled: bool) -> Result<(), crate::TransportError>;
+
+    /// Whether the microphone is on.
+    fn is_mic_enabled(&self) -> bool;
+
+    /// The microphones available.
+    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, crate::TransportError>;
+
+    /// The speakers available.
+    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, crate::TransportError>;
+
+    /// Switches the microphone (mid-session too).
+    async fn update_mic(&self, device_id: &str) -> Result<(), crate::TransportError>;
+
+    /// Switches the speaker (mid-session too).
+    async fn update_speaker(&self, device_id: &str) -> Result<(), crate::TransportError>;
+
+    /// The microphone in use (`None` for a program-given source).
+    fn selected_mic(&self) -> Option<MediaDeviceInfo>;
+
+    /// The speaker in use (`None` for a program-given sink).
+    fn selected_speaker(&self) -> Option<MediaDeviceInfo>;
+
+    /// The states of the local devices.
+    fn media_state(&self) -> MediaState;
+}

@@ -39,6 +39,10 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Limit for a function-call handler; after it an error result is sent (default 30 s).
     pub function_call_timeout: Duration,
+    /// Answer a named function call that has no handler (and no catch-all) with an error
+    /// result, instead of leaving it to the bot (default `false`: the bot also announces
+    /// the functions it runs itself, which must get no answer from the client).
+    pub reply_to_unhandled_function_calls: bool,
     /// Limit for the transport to accept one message (default 10 s).
     pub send_timeout: Duration,
     /// Limit for the transport to disconnect (default 5 s).
@@ -59,6 +63,7 @@ impl Default for ClientOptions {
             bot_ready_timeout: DEFAULT_BOT_READY_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             function_call_timeout: DEFAULT_FUNCTION_CALL_TIMEOUT,
+            reply_to_unhandled_function_calls: false,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             disconnect_timeout: DEFAULT_DISCONNECT_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,

@@ -6,7 +6,7 @@
 //!
 //! Lifecycle of one session, as the client drives it:
 //! 1. [`Transport::attach`] once, when the client is built (device events may flow any time);
-//! 2. optionally [`Transport::init_devices`];
+//! 2. optionally the media's `init_devices` (see [`Transport::media`]);
 //! 3. [`Transport::map_start_response`] when the session began with `start_bot`;
 //! 4. [`Transport::connect`] with a fresh per-session [`TransportEventSink`]; it returns once
 //!    the transport can carry messages (data channel open, socket open, room joined);
@@ -18,11 +18,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::media::{DeviceError, MediaDeviceInfo, MediaState, Participant, TrackInfo};
+use crate::media::{
+    DeviceError, MediaControl, MediaDeviceInfo, MediaState, Participant, TrackInfo,
+};
 use crate::{ApiRequest, TransportError};
-
-/// The default maximum RTVI message size (the WebRTC data-channel fallback).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// Transport connection parameters: a JSON object read by the transport with its own lenient
 /// rules (`wsUrl`/`ws_url`, `sessionId`, `dailyRoom`...), plus the start request that produced
@@ -112,6 +111,12 @@ pub enum TransportEvent {
         /// What the transport saw.
         reason: String,
     },
+    /// The connection closed cleanly, but not because the bot left (a Daily call left without
+    /// an error, for example): the session is over, without an error.
+    Closed {
+        /// What the transport saw.
+        reason: String,
+    },
     /// Another participant joined.
     ParticipantJoined(Participant),
     /// Another participant left.
@@ -191,8 +196,9 @@ impl TransportEventSink {
 
 /// A transport: the wire between a [`crate::PipecatClient`] and a bot.
 ///
-/// Media methods have defaults that answer [`TransportError::Unsupported`], so a transport
-/// implements only what it can do.
+/// The trait is about the wire and the session's lifecycle only. Everything about local media
+/// (devices, their states, the microphone switch) sits behind [`Transport::media`], which the
+/// shared media engine implements once for every transport.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Short name for logs and errors (`websocket`, `small-webrtc`, `daily`).
@@ -201,11 +207,6 @@ pub trait Transport: Send + Sync + 'static {
     /// Gives the transport the sink for events not tied to a session (devices). Called once
     /// when the client is built.
     fn attach(&self, events: TransportEventSink);
-
-    /// Opens the local devices ahead of a session. Default: nothing to do.
-    async fn init_devices(&self) -> Result<(), TransportError> {
-        Ok(())
-    }
 
     /// Turns the JSON answer of the start endpoint into connection parameters. The default
     /// takes the answer as the parameters and remembers the request.
@@ -245,68 +246,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Closes the connection and stops everything the session started. Idempotent.
     async fn disconnect(&self) -> Result<(), TransportError>;
 
-    /// The largest RTVI message this transport carries, in UTF-8 bytes.
-    fn max_message_size(&self) -> usize {
-        DEFAULT_MAX_MESSAGE_SIZE
-    }
+    /// The largest RTVI message this transport carries now, in UTF-8 bytes.
+    fn max_message_size(&self) -> usize;
 
-    /// Turns the microphone on or off.
-    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
-        let _ = enabled;
-        Err(TransportError::unsupported("enable_mic", self.name()))
-    }
-
-    /// Whether the microphone is on.
-    fn is_mic_enabled(&self) -> bool {
-        false
-    }
-
-    /// Turns the camera on or off.
-    async fn enable_cam(&self, enabled: bool) -> Result<(), TransportError> {
-        let _ = enabled;
-        Err(TransportError::unsupported("enable_cam", self.name()))
-    }
-
-    /// Whether the camera is on.
-    fn is_cam_enabled(&self) -> bool {
-        false
-    }
-
-    /// The microphones available.
-    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        Err(TransportError::unsupported("available_mics", self.name()))
-    }
-
-    /// The speakers available.
-    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        Err(TransportError::unsupported("available_speakers", self.name()))
-    }
-
-    /// Switches the microphone (mid-session too).
-    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
-        let _ = device_id;
-        Err(TransportError::unsupported("update_mic", self.name()))
-    }
-
-    /// Switches the speaker (mid-session too).
-    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
-        let _ = device_id;
-        Err(TransportError::unsupported("update_speaker", self.name()))
-    }
-
-    /// The microphone in use.
-    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
+    /// The transport's local media (devices, microphone switch, media states), if it has
+    /// any. Default: none; the client then answers media calls with
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    fn media(&self) -> Option<&dyn MediaControl> {
         None
-    }
-
-    /// The speaker in use.
-    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
-        None
-    }
-
-    /// The states of the local devices.
-    fn media_state(&self) -> MediaState {
-        MediaState::default()
     }
 }
 

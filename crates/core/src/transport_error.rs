@@ -74,8 +74,14 @@ pub enum TransportError {
         transport: String,
     },
     /// Audio devices or codecs failed.
-    #[error("media error: {0}")]
-    Media(String),
+    #[error("media error: {message}")]
+    Media {
+        /// What failed, for people (names the headless alternatives where they help).
+        message: String,
+        /// The underlying device or codec error.
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// Anything else.
     #[error("{message}")]
     Other {
@@ -102,6 +108,14 @@ impl TransportError {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         TransportError::Other { message: message.into(), source: Some(Arc::new(source)) }
+    }
+
+    /// A [`TransportError::Media`] with its cause.
+    pub fn media(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TransportError::Media { message: message.into(), source: Some(Arc::new(source)) }
     }
 
     /// A [`TransportError::Unsupported`].

@@ -102,11 +102,14 @@ async fn disconnect_after_init_devices_releases_them() {
 #[tokio::test(start_paused = true)]
 async fn failed_init_ends_in_disconnected() {
     let fake = FakeTransport::default();
-    fake.set_init(Step::Fail(TransportError::Media("no microphone".into())));
+    fake.set_init(Step::Fail(TransportError::Media {
+        message: "no microphone".into(),
+        source: None,
+    }));
     let client = client(&fake);
     let mut events = client.events();
     let err = client.init_devices().await.unwrap_err();
-    assert!(matches!(err, Error::Transport(TransportError::Media(_))), "{err:?}");
+    assert!(matches!(err, Error::Transport(TransportError::Media { .. })), "{err:?}");
     assert_eq!(client.state(), Disconnected);
     let events = drain(&mut events).await;
     assert_eq!(states(&events), [Initializing, ErrorState, Disconnected]);
@@ -736,4 +739,63 @@ async fn ready_client_with(
     let client = configure(PipecatClient::builder(fake.clone())).build();
     client.connect(params()).await.expect("connect");
     client
+}
+
+/// A bot-ready whose version is missing, `null`, a number, or whose data is missing is
+/// still a bot-ready: the session is ready at once with a protocol warning (never a
+/// bot-ready timeout), and only what every bot understands is sent (no DTMF below 2.0).
+#[tokio::test(start_paused = true)]
+async fn a_bot_ready_without_a_usable_version_is_ready_with_a_warning() {
+    let cases: [(Option<serde_json::Value>, &str); 4] = [
+        (Some(json!({"about": {"library": "pipecat-ai"}})), ""),
+        (Some(json!({"version": null})), ""),
+        (Some(json!({"version": 2})), "2"),
+        (None, ""),
+    ];
+    for (data, shown) in cases {
+        let fake = FakeTransport::silent();
+        let reply = data.clone();
+        fake.respond(move |m| match m.message.message_type() {
+            "client-ready" => vec![msg("bot-ready", Some(&m.id), reply.clone())],
+            _ => vec![],
+        });
+        let client =
+            PipecatClient::builder(fake.clone()).bot_ready_timeout(Duration::from_secs(30)).build();
+        let mut events = client.events();
+        let started = tokio::time::Instant::now();
+        client.connect(params()).await.unwrap_or_else(|e| panic!("{data:?}: {e}"));
+        assert!(started.elapsed() < Duration::from_secs(1), "{data:?} waited for a timeout");
+        assert_eq!(client.state(), Ready);
+        assert_eq!(client.bot_version(), None);
+        assert!(
+            drain(&mut events).await.iter().any(|e| matches!(
+                e,
+                ClientEvent::ProtocolWarning(ProtocolWarning::InvalidBotVersion { version })
+                    if version == shown
+            )),
+            "{data:?}"
+        );
+        assert!(matches!(client.send_dtmf("1").await, Err(Error::Unsupported { .. })), "{data:?}");
+        client.disconnect().await.unwrap();
+    }
+}
+
+/// A clean close that is not the bot's ends the session without an error event.
+#[tokio::test(start_paused = true)]
+async fn a_clean_transport_close_ends_the_session_without_an_error() {
+    let fake = FakeTransport::default();
+    let client = ready_client(&fake).await;
+    let mut events = client.events();
+    fake.emit(TransportEvent::Closed { reason: "left the call".into() });
+    let mut state = client.watch_state();
+    tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s == Disconnected))
+        .await
+        .expect("disconnected in time")
+        .unwrap();
+    let events = drain(&mut events).await;
+    assert!(!events.iter().any(|e| matches!(e, ClientEvent::Error(_))), "{events:?}");
+    assert!(events.iter().any(
+        |e| matches!(e, ClientEvent::ConnectionClosed { reason } if reason == "left the call")
+    ));
+    assert_eq!(states(&events), [Disconnecting, Disconnected]);
 }

@@ -365,6 +365,49 @@ async fn dtmf_shape_follows_the_bot_version() {
     assert!(fake.sent_of("dtmf").is_empty());
 }
 
+// ---- send-file ----
+
+fn a_file() -> SendFile {
+    SendFile {
+        content: "look".into(),
+        file: FileData {
+            format: "text/plain".into(),
+            name: Some("notes.txt".into()),
+            source: FileSource::Url { url: "pipecat:abc".into() },
+        },
+        options: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_file_needs_a_bot_of_rtvi_2_2() {
+    let fake = FakeTransport::with_version("2.2.0");
+    let client = ready(&fake).await;
+    client.send_file(a_file()).await.unwrap();
+    assert_eq!(fake.sent_of("send-file").len(), 1);
+
+    // pipecat-ai 1.12 (2.1.0) and 1.3 (1.4.0) answer send-file with "Unsupported type": the
+    // client refuses it with a typed error and an event, and sends nothing.
+    for version in ["2.1.0", "1.4.0"] {
+        let fake = FakeTransport::with_version(version);
+        let client = ready(&fake).await;
+        let mut events = client.events();
+        let err = client.send_file(a_file()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { feature, reason }
+                if feature == "send-file" && reason.contains(version)),
+            "{err:?}"
+        );
+        let events = drain(&mut events).await;
+        assert!(
+            matches!(&events[..], [ClientEvent::UnsupportedFeature { feature, .. }] if feature == "send-file"),
+            "{events:?}"
+        );
+        assert!(fake.sent_of("send-file").is_empty());
+        assert_eq!(client.state(), Ready);
+    }
+}
+
 // ---- Function calls ----
 
 fn in_progress(name: Option<&str>, id: &str, args: Value) -> String {
@@ -515,6 +558,7 @@ async fn unnamed_unknown_and_duplicate_calls() {
             "llm-function-call-in-progress",
             "function-call-undispatched",
             "llm-function-call-in-progress",
+            "function-call-undispatched",
             "llm-function-call-in-progress",
             "llm-function-call-in-progress",
             "function-call-undispatched",
@@ -526,7 +570,12 @@ async fn unnamed_unknown_and_duplicate_calls() {
         ClientEvent::FunctionCallUndispatched { tool_call_id, reason: UndispatchedReason::MissingFunctionName } if tool_call_id == "n1"
     ));
     assert!(matches!(
-        &events[5],
+        &events[3],
+        ClientEvent::FunctionCallUndispatched { tool_call_id, reason: UndispatchedReason::NoHandler { function_name, replied: false } }
+            if tool_call_id == "s1" && function_name == "server_side"
+    ));
+    assert!(matches!(
+        &events[6],
         ClientEvent::FunctionCallUndispatched { reason: UndispatchedReason::Duplicate, .. }
     ));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -753,12 +802,12 @@ async fn transport_events_are_forwarded() {
 
 #[tokio::test(start_paused = true)]
 async fn unsupported_media_is_a_typed_error_and_an_event() {
-    let fake = FakeTransport::default();
+    let fake = FakeTransport::without_media();
     let client = PipecatClient::builder(fake.clone()).build();
     let mut events = client.events();
-    let err = client.enable_cam(true).await.unwrap_err();
+    let err = client.enable_mic(false).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported { feature, .. } if feature == "enable_cam"),
+        matches!(&err, Error::Unsupported { feature, .. } if feature == "enable_mic"),
         "{err:?}"
     );
     assert!(matches!(client.available_mics(), Err(Error::Unsupported { .. })));
@@ -848,4 +897,25 @@ async fn callbacks_see_every_change_in_order() {
             "disconnected"
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhandled_calls_get_an_error_result_when_asked() {
+    let fake = FakeTransport::default();
+    let client =
+        PipecatClient::builder(fake.clone()).reply_to_unhandled_function_calls(true).build();
+    client.connect(params()).await.unwrap();
+    let mut events = client.events();
+    fake.bot_says(in_progress(Some("get_weather"), "w1", json!({"city": "Oslo"})));
+    let result = result_data(&fake.next_sent_of("llm-function-call-result").await);
+    assert_eq!(result["tool_call_id"], "w1");
+    assert_eq!(result["result"], json!({"error": "no handler for get_weather in the client"}));
+    let events = drain(&mut events).await;
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ClientEvent::FunctionCallUndispatched {
+            reason: UndispatchedReason::NoHandler { replied: true, .. },
+            ..
+        }
+    )));
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use common::{bot_ready, drain, msg, params, states};
 use mockall::Sequence;
 use mockall::predicate::eq;
-use pipecat_core::media::{DeviceKind, MediaDeviceInfo, MediaState};
+use pipecat_core::media::{DeviceKind, MediaControl, MediaDeviceInfo, MediaState};
 use pipecat_core::rtvi::ClientEnvelope;
 use pipecat_core::{
     ApiRequest, ConnectionParams, PipecatClient, Transport, TransportError, TransportEventSink,
@@ -23,7 +23,6 @@ mockall::mock! {
     impl Transport for Wire {
         fn name(&self) -> &'static str;
         fn attach(&self, events: TransportEventSink);
-        async fn init_devices(&self) -> Result<(), TransportError>;
         fn map_start_response(
             &self,
             response: Value,
@@ -40,10 +39,18 @@ mockall::mock! {
         fn bot_interrupted(&self);
         async fn disconnect(&self) -> Result<(), TransportError>;
         fn max_message_size(&self) -> usize;
+        fn media<'a>(&'a self) -> Option<&'a (dyn MediaControl + 'a)>;
+    }
+}
+
+mockall::mock! {
+    pub Media {}
+
+    #[async_trait]
+    impl MediaControl for Media {
+        async fn init_devices(&self) -> Result<(), TransportError>;
         async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError>;
         fn is_mic_enabled(&self) -> bool;
-        async fn enable_cam(&self, enabled: bool) -> Result<(), TransportError>;
-        fn is_cam_enabled(&self) -> bool;
         fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError>;
         fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError>;
         async fn update_mic(&self, device_id: &str) -> Result<(), TransportError>;
@@ -134,33 +141,32 @@ async fn media_calls_are_delegated() {
         kind: DeviceKind::Mic,
         is_default: false,
     };
-    let mut mock = MockWire::new();
-    mock.expect_name().return_const("mock");
-    mock.expect_attach().return_const(());
+    let mut mock = MockMedia::new();
     mock.expect_enable_mic().with(eq(false)).times(1).returning(|_| Ok(()));
     mock.expect_is_mic_enabled().times(1).return_const(false);
-    mock.expect_enable_cam().with(eq(true)).times(1).returning(|_| Ok(()));
-    mock.expect_is_cam_enabled().times(1).return_const(true);
     let list = vec![mic.clone()];
     mock.expect_available_mics().times(1).returning(move || Ok(list.clone()));
     mock.expect_available_speakers()
         .times(1)
-        .returning(|| Err(TransportError::Media("no output".into())));
+        .returning(|| Err(TransportError::Media { message: "no output".into(), source: None }));
     mock.expect_update_mic().withf(|id| id == "m2").times(1).returning(|_| Ok(()));
     mock.expect_update_speaker().withf(|id| id == "s1").times(1).returning(|_| Ok(()));
     mock.expect_selected_mic().times(1).return_const(Some(mic.clone()));
     mock.expect_selected_speaker().times(1).return_const(None);
     mock.expect_media_state().times(1).return_const(MediaState::default());
-    let client = PipecatClient::builder(mock).build();
+    let media: &'static MockMedia = Box::leak(Box::new(mock));
+    let mut wire = MockWire::new();
+    wire.expect_name().return_const("mock");
+    wire.expect_attach().return_const(());
+    wire.expect_media().returning(move || Some(media as &dyn MediaControl));
+    let client = PipecatClient::builder(wire).build();
 
     client.enable_mic(false).await.unwrap();
     assert!(!client.is_mic_enabled());
-    client.enable_cam(true).await.unwrap();
-    assert!(client.is_cam_enabled());
     assert_eq!(client.available_mics().unwrap(), vec![mic.clone()]);
     assert!(matches!(
         client.available_speakers(),
-        Err(pipecat_core::Error::Transport(TransportError::Media(_)))
+        Err(pipecat_core::Error::Transport(TransportError::Media { .. }))
     ));
     client.update_mic("m2").await.unwrap();
     client.update_speaker("s1").await.unwrap();

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::*;
+use pipecat_core::http::DEFAULT_MAX_RESPONSE_SIZE;
 use pipecat_core::{
     ApiRequest, ClientEvent, Error, ErrorOrigin, HttpError, PipecatClient, TransportState,
 };
@@ -66,6 +67,13 @@ async fn bot_server() -> (String, Arc<Seen>) {
         .route("/boom", post(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/text", post(|| async { "hello, not json" }))
         .route("/unmappable", post(|| async { axum::Json(json!({"unmappable": true})) }))
+        .route(
+            "/huge",
+            post(|| async {
+                let filler = "x".repeat(DEFAULT_MAX_RESPONSE_SIZE);
+                axum::Json(json!({"wsUrl": "ws://127.0.0.1:1/ws", "filler": filler}))
+            }),
+        )
         .route(
             "/slow",
             post(|| async {
@@ -341,4 +349,61 @@ async fn secrets_never_reach_the_logs() {
     assert!(logs.contains("starting the bot"), "tracing captured nothing:\n{logs}");
     assert!(logs.contains("session"), "no session span:\n{logs}");
     assert!(!logs.contains("SECRET"), "a secret was logged:\n{logs}");
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_bound_is_refused_naming_the_limit() {
+    let err = failing_start("/huge", None).await;
+    match &err {
+        HttpError::ResponseTooLarge { limit, .. } => assert_eq!(*limit, DEFAULT_MAX_RESPONSE_SIZE),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("1048576 bytes"), "{err}");
+    // The bound is the request's to choose.
+    let (base, _) = bot_server().await;
+    let fake = FakeTransport::default();
+    let answer = client(&fake)
+        .start_bot(request(&base, "/huge").max_response_size(2 * DEFAULT_MAX_RESPONSE_SIZE))
+        .await
+        .unwrap();
+    assert_eq!(answer["wsUrl"], "ws://127.0.0.1:1/ws");
+}
+
+/// A server that answers 200 with a chunked body that never ends.
+async fn endless_body_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+                // Bounded: 64 MiB at most, far past the client's limit.
+                for _ in 0..1024 {
+                    if socket.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_endless_answer_stops_at_the_bound() {
+    let base = endless_body_server().await;
+    let fake = FakeTransport::default();
+    let err = client(&fake).start_bot(request(&base, "/start")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StartBot(HttpError::ResponseTooLarge { limit, .. }) if *limit == DEFAULT_MAX_RESPONSE_SIZE),
+        "{err:?}"
+    );
 }

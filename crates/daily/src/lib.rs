@@ -10,7 +10,7 @@
 //!
 //! Daily's signalling protocol is proprietary and undocumented, so this crate does **not**
 //! implement it. Everything Pipecat-specific ([`params`], [`envelope`], [`event`],
-//! [`session`], [`audio`], [`rest`], [`DailyTransport`]) is pure Rust and tested offline.
+//! [`call_state`], [`audio`], [`rest`], [`DailyTransport`]) is pure Rust and tested offline.
 //! Joining a real room goes through Daily's own engine behind the [`DailyBackend`] trait:
 //!
 //! - feature `ffi`: `backend::ffi::FfiBackend` loads a **user-supplied** `libdaily_core` (the
@@ -36,7 +36,7 @@
 //! let backend = backend.after_join(vec![
 //!     ScriptStep::participant("participant-joined", "bot-1", "Pipecat bot", "playable"),
 //! ]);
-//! let transport = DailyTransport::builder(backend).build();
+//! let transport = DailyTransport::builder(backend).build()?;
 //! assert!(transport.is_synthetic());
 //!
 //! let (events, _rx) = TransportEventSink::new(1);
@@ -52,19 +52,25 @@
 
 pub mod audio;
 pub mod backend;
+pub mod call_state;
 pub mod envelope;
 pub mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod params;
 pub mod rest;
-pub mod session;
 mod transport;
 
 pub use backend::{BackendError, DailyBackend, JoinFailure};
+pub use call_state::{Session, SessionAction};
 pub use envelope::{EnvelopeError, Recipient};
 pub use event::{CallState, DailyEvent, DailyParticipant};
 pub use params::{DailyParams, ParamsError, RoomUrl};
-pub use session::{Session, SessionAction};
 pub use transport::{
-    DEFAULT_JOIN_TIMEOUT, DEFAULT_LEAVE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DailyTransport,
-    DailyTransportBuilder, MIC_DEVICE, SPEAKER_DEVICE, daily_error,
+    DEFAULT_JOIN_TIMEOUT, DEFAULT_LEAVE_TIMEOUT, DailyTransport, DailyTransportBuilder,
+    FALLBACK_MAX_MESSAGE_SIZE, MIC_DEVICE, SPEAKER_DEVICE, daily_error,
 };
+
+/// The build error every transport shares, and the audio options of its builder.
+pub use pipecat_media_engine::{AudioBuilder, AudioOptions, BuildError};

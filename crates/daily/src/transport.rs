@@ -1,17 +1,21 @@
 //! [`DailyTransport`]: the core [`Transport`] over a [`DailyBackend`].
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipecat_core::media::Participant;
+use pipecat_core::media::{MediaControl, Participant};
 use pipecat_core::{
     ApiRequest, ConnectionParams, Transport, TransportError, TransportEvent, TransportEventSink,
 };
-use pipecat_media::{AudioConverter, AudioFormat, AudioSink, AudioSource, LevelMeter};
+use pipecat_media::{AudioFormat, AudioFrame};
+use pipecat_media_engine::{
+    AudioBuilder, AudioOptions, BuildError, MediaEngine, MediaSession, MicWire, UplinkSpec,
+    WireClosed, bot_participant,
+};
 use serde_json::{Map, Value, json};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::audio::{DEFAULT_MAX_BUFFERED, PreReadyBuffer};
@@ -19,10 +23,10 @@ use crate::backend::{
     BackendChannels, BackendError, BackendEvent, BackendReceivers, DEFAULT_REQUEST_TIMEOUT,
     DailyBackend, JoinFailure, JoinRequest,
 };
+use crate::call_state::{Session, SessionAction};
 use crate::envelope::{self, Recipient};
 use crate::event::DailyEvent;
 use crate::params::DailyParams;
-use crate::session::{Session, SessionAction};
 
 /// Default time limit for joining a room.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,7 +34,9 @@ pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest RTVI message when the room does not say (the JS transport's fallback). Daily
 /// refuses larger messages itself; that refusal becomes [`TransportError::MessageTooLarge`].
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+pub const FALLBACK_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+/// The duration of each microphone frame written to the virtual microphone.
+const MIC_FRAME_DURATION: Duration = Duration::from_millis(20);
 /// Name of the virtual microphone the backend creates.
 pub const MIC_DEVICE: &str = "pipecat-mic";
 /// Name of the virtual speaker the backend creates.
@@ -68,7 +74,7 @@ impl Default for Options {
             join_timeout: DEFAULT_JOIN_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
-            fallback_max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            fallback_max_message_size: FALLBACK_MAX_MESSAGE_SIZE,
             speaker_queue: 100,
         }
     }
@@ -85,31 +91,25 @@ fn default_subscription_profiles() -> Map<String, Value> {
 }
 
 /// Builds a [`DailyTransport`].
+///
+/// Audio I/O comes from [`AudioBuilder`], the same on every transport: the microphone's audio
+/// (`audio_source`, or a device with the `devices` feature) goes to the backend's virtual
+/// microphone, converted to the mic format; the bot's audio from the virtual speaker goes to
+/// the sink. Unlike the other transports, the default here is **no audio** (the backend's
+/// virtual devices need a program-given source and sink, or devices picked explicitly).
 pub struct DailyTransportBuilder {
     backend: Arc<dyn DailyBackend>,
     options: Options,
-    source: Option<Box<dyn AudioSource>>,
-    sink: Option<Box<dyn AudioSink>>,
-    mic_enabled: bool,
+    audio: AudioOptions,
+}
+
+impl AudioBuilder for DailyTransportBuilder {
+    fn audio_options(&mut self) -> &mut AudioOptions {
+        &mut self.audio
+    }
 }
 
 impl DailyTransportBuilder {
-    /// The microphone: its audio goes to the backend's virtual microphone (converted to the
-    /// mic format). Without one, the client sends no audio.
-    #[must_use]
-    pub fn audio_source(mut self, source: Box<dyn AudioSource>) -> Self {
-        self.source = Some(source);
-        self
-    }
-
-    /// The speaker: the bot's audio read from the backend's virtual speaker is written to it.
-    /// Without one, bot audio is dropped.
-    #[must_use]
-    pub fn audio_sink(mut self, sink: Box<dyn AudioSink>) -> Self {
-        self.sink = Some(sink);
-        self
-    }
-
     /// The format of the virtual microphone (default 16 kHz mono, what Pipecat bots take).
     #[must_use]
     pub fn mic_format(mut self, format: AudioFormat) -> Self {
@@ -153,13 +153,6 @@ impl DailyTransportBuilder {
         self
     }
 
-    /// Whether the microphone starts enabled (default yes).
-    #[must_use]
-    pub fn mic_enabled(mut self, enabled: bool) -> Self {
-        self.mic_enabled = enabled;
-        self
-    }
-
     /// Records the microphone from the join until `client-ready` goes, and sends the
     /// recording as RTVI `raw-audio-batch` messages just before it, so the bot hears what was
     /// said while it was starting (default off).
@@ -198,7 +191,7 @@ impl DailyTransportBuilder {
     }
 
     /// The largest RTVI message when the room does not report its limit
-    /// (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    /// (default [`FALLBACK_MAX_MESSAGE_SIZE`]).
     #[must_use]
     pub fn fallback_max_message_size(mut self, bytes: usize) -> Self {
         self.options.fallback_max_message_size = bytes.max(1);
@@ -213,22 +206,29 @@ impl DailyTransportBuilder {
     }
 
     /// The transport.
-    pub fn build(self) -> DailyTransport {
+    ///
+    /// # Errors
+    /// [`BuildError`] for an unusable microphone format.
+    pub fn build(self) -> Result<DailyTransport, BuildError> {
         let max = self.options.fallback_max_message_size;
-        DailyTransport {
+        let spec = UplinkSpec {
+            format: self.options.mic_format,
+            frame_duration: MIC_FRAME_DURATION,
+            // The bot hears the room from the join; `buffer_audio_until_bot_ready` records
+            // what it would miss as raw-audio-batch messages instead.
+            hold_until_ready: None,
+        };
+        let media = MediaEngine::new(self.audio, spec, "daily")?;
+        Ok(DailyTransport {
             shared: Arc::new(Shared {
                 backend: self.backend,
                 options: self.options,
-                source: Arc::new(AsyncMutex::new(self.source)),
-                sink: Arc::new(AsyncMutex::new(self.sink)),
-                mic_enabled: AtomicBool::new(self.mic_enabled),
-                flush_requested: AtomicBool::new(false),
+                media,
                 max_message_size: AtomicUsize::new(max),
             }),
             lifecycle: AsyncMutex::new(()),
             active: Mutex::new(None),
-            attached: Mutex::new(None),
-        }
+        })
     }
 }
 
@@ -236,10 +236,7 @@ impl DailyTransportBuilder {
 struct Shared {
     backend: Arc<dyn DailyBackend>,
     options: Options,
-    source: Arc<AsyncMutex<Option<Box<dyn AudioSource>>>>,
-    sink: Arc<AsyncMutex<Option<Box<dyn AudioSink>>>>,
-    mic_enabled: AtomicBool,
-    flush_requested: AtomicBool,
+    media: MediaEngine,
     max_message_size: AtomicUsize,
 }
 
@@ -248,13 +245,14 @@ struct SessionState {
     session: Mutex<Session>,
     events: TransportEventSink,
     /// `false` once the call ended or the client is leaving: nothing more is sent.
-    joined: AtomicBool,
+    joined: watch::Sender<bool>,
     pre_ready: Mutex<Option<PreReadyBuffer>>,
 }
 
 struct Active {
     state: Arc<SessionState>,
     tasks: Vec<JoinHandle<()>>,
+    media: MediaSession,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -278,7 +276,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// let backend = backend.after_join(vec![
 ///     ScriptStep::participant("participant-joined", "bot", "Pipecat", "playable"),
 /// ]);
-/// let transport = DailyTransport::builder(backend).build();
+/// let transport = DailyTransport::builder(backend).build()?;
 /// let (sink, mut events) = TransportEventSink::new(1);
 /// let params = ConnectionParams::from_json(serde_json::json!({
 ///     "dailyRoom": "https://acme.daily.co/room", "dailyToken": ""
@@ -295,7 +293,6 @@ pub struct DailyTransport {
     shared: Arc<Shared>,
     lifecycle: AsyncMutex<()>,
     active: Mutex<Option<Active>>,
-    attached: Mutex<Option<TransportEventSink>>,
 }
 
 impl std::fmt::Debug for DailyTransport {
@@ -316,13 +313,7 @@ impl DailyTransport {
 
     /// A builder driving a shared backend.
     pub fn builder_shared(backend: Arc<dyn DailyBackend>) -> DailyTransportBuilder {
-        DailyTransportBuilder {
-            backend,
-            options: Options::default(),
-            source: None,
-            sink: None,
-            mic_enabled: true,
-        }
+        DailyTransportBuilder { backend, options: Options::default(), audio: AudioOptions::none() }
     }
 
     /// The backend's name (`scripted`, `sidecar`, `ffi`).
@@ -337,7 +328,7 @@ impl DailyTransport {
 
     /// Whether a session is joined and not ended.
     pub fn is_connected(&self) -> bool {
-        lock(&self.active).as_ref().is_some_and(|a| a.state.joined.load(Ordering::SeqCst))
+        lock(&self.active).as_ref().is_some_and(|a| *a.state.joined.borrow())
     }
 
     /// The bot of the current session, once it is in the room.
@@ -347,7 +338,7 @@ impl DailyTransport {
 
     fn current(&self) -> Result<Arc<SessionState>, TransportError> {
         match lock(&self.active).as_ref() {
-            Some(active) if active.state.joined.load(Ordering::SeqCst) => Ok(active.state.clone()),
+            Some(active) if *active.state.joined.borrow() => Ok(active.state.clone()),
             _ => Err(TransportError::NotConnected),
         }
     }
@@ -391,7 +382,7 @@ impl DailyTransport {
             session.set_leaving();
             ended
         };
-        active.state.joined.store(false, Ordering::SeqCst);
+        active.state.joined.send_replace(false);
         // Leave even after the call ended by itself: the backend releases its resources
         // (the sidecar process, the call client).
         let timeout = self.shared.options.leave_timeout;
@@ -402,6 +393,7 @@ impl DailyTransport {
         for task in active.tasks {
             let _ = task.await;
         }
+        active.media.stop().await;
         match left {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) if was_ended => Ok(()),
@@ -556,7 +548,9 @@ fn apply(shared: &Arc<Shared>, state: &Arc<SessionState>, actions: Vec<SessionAc
             SessionAction::IgnoredAppMessage(value) => {
                 tracing::debug!(target: "pipecat_daily", "ignoring a non-RTVI app-message ({} bytes)", value.to_string().len());
             }
-            SessionAction::Ended => state.joined.store(false, Ordering::SeqCst),
+            SessionAction::Ended => {
+                state.joined.send_replace(false);
+            }
         }
     }
 }
@@ -589,83 +583,44 @@ async fn run_events(
     apply(&shared, &state, actions);
 }
 
-async fn run_mic(shared: Arc<Shared>, state: Arc<SessionState>) {
-    let slot = shared.source.clone();
-    let mut guard = slot.lock().await;
-    let Some(source) = guard.as_mut() else { return };
-    let mut converter = match AudioConverter::new(shared.options.mic_format) {
-        Ok(c) => c,
-        Err(e) => {
-            state.events.emit(TransportEvent::Warning(format!("invalid microphone format: {e}")));
-            return;
+/// The Daily end of the microphone pipeline: each frame goes to the backend's virtual
+/// microphone, and into the pre-ready recording while there is one.
+struct DailyMicWire {
+    shared: Arc<Shared>,
+    state: Arc<SessionState>,
+    warned: bool,
+}
+
+#[async_trait]
+impl MicWire for DailyMicWire {
+    async fn send(&mut self, frame: AudioFrame) -> Result<(), WireClosed> {
+        if !*self.state.joined.borrow() {
+            return Err(WireClosed);
         }
-    };
-    let mut meter = LevelMeter::new();
-    let mut warned = false;
-    loop {
-        let frame = match source.next_frame().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) => {
-                state
-                    .events
-                    .emit(TransportEvent::Warning(format!("microphone source failed: {e}")));
-                break;
-            }
-        };
-        if !state.joined.load(Ordering::SeqCst) {
-            break;
-        }
-        if !shared.mic_enabled.load(Ordering::SeqCst) {
-            continue;
-        }
-        if let Some(level) = meter.push(&frame) {
-            state.events.emit(TransportEvent::LocalAudioLevel(level));
-        }
-        if let Some(recording) = lock(&state.pre_ready).as_mut()
+        if let Some(recording) = lock(&self.state.pre_ready).as_mut()
             && let Err(e) = recording.push(frame.clone())
         {
             tracing::debug!(target: "pipecat_daily", "pre-ready recording: {e}");
         }
-        match converter.process(frame) {
-            Ok(Some(frame)) => {
-                if let Err(e) = shared.backend.write_mic(&frame)
-                    && !warned
-                {
-                    warned = true;
-                    state.events.emit(TransportEvent::Warning(format!(
-                        "could not write microphone audio to Daily: {e}"
-                    )));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(target: "pipecat_daily", "microphone conversion: {e}"),
+        if let Err(e) = self.shared.backend.write_mic(&frame)
+            && !self.warned
+        {
+            self.warned = true;
+            self.state.events.emit(TransportEvent::Warning(format!(
+                "could not write microphone audio to Daily: {e}"
+            )));
         }
+        Ok(())
     }
 }
 
+/// Hands the bot's audio from the virtual speaker to the media engine.
 async fn run_speaker(
-    shared: Arc<Shared>,
-    state: Arc<SessionState>,
-    mut frames: tokio::sync::mpsc::Receiver<pipecat_media::AudioFrame>,
+    mut bot_audio: pipecat_media_engine::BotAudioStream,
+    mut frames: tokio::sync::mpsc::Receiver<AudioFrame>,
 ) {
-    let mut meter = LevelMeter::new();
-    let mut warned = false;
     while let Some(frame) = frames.recv().await {
-        if let Some(level) = meter.push(&frame) {
-            state.events.emit(TransportEvent::RemoteAudioLevel(level));
-        }
-        let mut sink = shared.sink.lock().await;
-        let Some(sink) = sink.as_mut() else { continue };
-        if shared.flush_requested.swap(false, Ordering::SeqCst) {
-            sink.flush();
-        }
-        if let Err(e) = sink.write(frame).await
-            && !warned
-        {
-            warned = true;
-            state.events.emit(TransportEvent::Warning(format!("could not play bot audio: {e}")));
-        }
+        bot_audio.push(frame);
     }
 }
 
@@ -676,7 +631,7 @@ impl Transport for DailyTransport {
     }
 
     fn attach(&self, events: TransportEventSink) {
-        *lock(&self.attached) = Some(events);
+        self.shared.media.attach(events);
     }
 
     fn map_start_response(
@@ -697,6 +652,8 @@ impl Transport for DailyTransport {
         events: TransportEventSink,
     ) -> Result<(), TransportError> {
         let daily = DailyParams::from_connection_params(&params)?;
+        // No room is joined for a session that would have no audio path.
+        self.shared.media.prepare().await?;
         let _lifecycle = self.lifecycle.lock().await;
         // Clean up after a session that ended by itself without a disconnect.
         if let Err(e) = self.teardown().await {
@@ -736,7 +693,7 @@ impl Transport for DailyTransport {
         let state = Arc::new(SessionState {
             session: Mutex::new(Session::new()),
             events,
-            joined: AtomicBool::new(true),
+            joined: watch::channel(true).0,
             pre_ready: Mutex::new(pre_ready),
         });
         let BackendReceivers { events: mut event_rx, speaker } = receivers;
@@ -757,12 +714,21 @@ impl Transport for DailyTransport {
                 source: None,
             });
         }
+        let mut media = shared.media.start_session(state.events.clone());
+        let bot_audio = media.bot_audio().stream(bot_participant());
+        let mut joined = state.joined.subscribe();
+        let left = async move {
+            let _ = joined.wait_for(|joined| !*joined).await;
+        };
+        media.start_mic(
+            DailyMicWire { shared: shared.clone(), state: state.clone(), warned: false },
+            left,
+        );
         let tasks = vec![
             tokio::spawn(run_events(shared.clone(), state.clone(), event_rx)),
-            tokio::spawn(run_mic(shared.clone(), state.clone())),
-            tokio::spawn(run_speaker(shared.clone(), state.clone(), speaker)),
+            tokio::spawn(run_speaker(bot_audio, speaker)),
         ];
-        *lock(&self.active) = Some(Active { state, tasks });
+        *lock(&self.active) = Some(Active { state, tasks, media });
         tracing::info!(target: "pipecat_daily", room = %room, max_message_size = max, "joined");
         Ok(())
     }
@@ -785,12 +751,8 @@ impl Transport for DailyTransport {
     }
 
     fn bot_interrupted(&self) {
-        self.shared.flush_requested.store(true, Ordering::SeqCst);
-        if let Ok(mut sink) = self.shared.sink.try_lock()
-            && let Some(sink) = sink.as_mut()
-        {
-            sink.flush();
-            self.shared.flush_requested.store(false, Ordering::SeqCst);
+        if let Some(active) = lock(&self.active).as_ref() {
+            active.media.flush_bot_audio();
         }
     }
 
@@ -803,13 +765,8 @@ impl Transport for DailyTransport {
         self.shared.max_message_size.load(Ordering::SeqCst)
     }
 
-    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
-        self.shared.mic_enabled.store(enabled, Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn is_mic_enabled(&self) -> bool {
-        self.shared.mic_enabled.load(Ordering::SeqCst)
+    fn media(&self) -> Option<&dyn MediaControl> {
+        Some(&self.shared.media)
     }
 }
 
@@ -839,7 +796,7 @@ mod tests {
     #[test]
     fn join_request_defaults_and_overrides() {
         let (backend, _) = crate::backend::ScriptedBackend::new();
-        let transport = DailyTransport::builder(backend).user_name("Default").build();
+        let transport = DailyTransport::builder(backend).user_name("Default").build().unwrap();
         let params = DailyParams::new("https://acme.daily.co/r").unwrap().with_token("t");
         let request = transport.join_request(&params);
         assert_eq!(request.room_url, "https://acme.daily.co/r");

@@ -45,7 +45,8 @@ async fn ffi_join_to_an_unreachable_room_fails_typed() {
     }
     let transport = DailyTransport::builder(FfiBackend::new(config))
         .join_timeout(Duration::from_secs(80))
-        .build();
+        .build()
+        .unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     assert!(matches!(transport.send_message("{}".into()).await, Err(TransportError::NotConnected)));
 

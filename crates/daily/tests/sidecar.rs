@@ -9,6 +9,7 @@
 //!   without access to Daily's cloud can go.
 #![cfg(feature = "sidecar")]
 
+use pipecat_daily::AudioBuilder;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -93,10 +94,17 @@ async fn next(
             .await
             .expect("an event")
             .expect("open");
-        if !matches!(
-            event,
-            TransportEvent::LocalAudioLevel(_) | TransportEvent::RemoteAudioLevel(_)
-        ) {
+        // Levels, and the media engine's own audio tracks (the local one and the virtual
+        // speaker's "bot"), come whenever audio flows.
+        let engine_track = |t: &pipecat_core::media::TrackInfo| {
+            t.participant.as_ref().is_some_and(|p| p.local || p.id == "bot")
+        };
+        let skip = match &event {
+            TransportEvent::LocalAudioLevel(_) | TransportEvent::RemoteAudioLevel(_) => true,
+            TransportEvent::TrackStarted(t) | TransportEvent::TrackStopped(t) => engine_track(t),
+            _ => false,
+        };
+        if !skip {
             return event;
         }
     }
@@ -111,10 +119,8 @@ async fn fake_bridge_session_through_the_transport() {
     let backend = SidecarBackend::new(fake("normal"));
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
     let (sink, speaker) = MemorySink::new(AudioFormat::MONO_16K).unwrap();
-    let transport = DailyTransport::builder(backend)
-        .audio_source(Box::new(source))
-        .audio_sink(Box::new(sink))
-        .build();
+    let transport =
+        DailyTransport::builder(backend).audio_source(source).audio_sink(sink).build().unwrap();
     let (events_sink, mut events) = TransportEventSink::new(1);
     transport.connect(room(), events_sink).await.unwrap();
     assert_eq!(transport.max_message_size(), 8192);
@@ -202,7 +208,8 @@ async fn a_stubborn_bridge_is_killed_after_the_grace_period() {
 
 #[tokio::test]
 async fn a_bridge_that_dies_mid_call_is_reported() {
-    let transport = DailyTransport::builder(SidecarBackend::new(fake("die-after-join"))).build();
+    let transport =
+        DailyTransport::builder(SidecarBackend::new(fake("die-after-join"))).build().unwrap();
     let (sink, mut events) = TransportEventSink::new(1);
     transport.connect(room(), sink).await.unwrap();
     loop {
@@ -226,7 +233,8 @@ async fn an_unresponsive_bridge_fails_its_health_check() {
         .request_timeout(Duration::from_millis(500));
     let transport = DailyTransport::builder(SidecarBackend::new(config))
         .leave_timeout(Duration::from_secs(5))
-        .build();
+        .build()
+        .unwrap();
     let (sink, mut events) = TransportEventSink::new(1);
     transport.connect(room(), sink).await.unwrap();
     loop {
@@ -267,7 +275,8 @@ async fn daily_python_join_to_an_unreachable_room_fails_typed_within_a_bound() {
         SidecarConfig::default().python(daily_python()).join_timeout(Duration::from_secs(75));
     let transport = DailyTransport::builder(SidecarBackend::new(config))
         .join_timeout(Duration::from_secs(80))
-        .build();
+        .build()
+        .unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     // `.invalid` never resolves (RFC 6761), with or without internet access.
     let params = ConnectionParams::from_json(

@@ -1,6 +1,7 @@
 //! The Daily transport's session logic, end to end through the core `Transport` trait, against
 //! the synthetic scripted backend. Deterministic: Tokio's paused clock, no network.
 
+use pipecat_daily::AudioBuilder;
 use std::time::Duration;
 
 use pipecat_core::{
@@ -48,12 +49,22 @@ async fn next(events: &mut Events) -> TransportEvent {
             .await
             .expect("an event within 10 s")
             .expect("the event channel is open");
-        if !matches!(
-            event,
-            TransportEvent::LocalAudioLevel(_) | TransportEvent::RemoteAudioLevel(_)
-        ) {
+        if !is_media_noise(&event) {
             return event;
         }
+    }
+}
+
+/// Levels, and the media engine's own audio tracks (the local one and the virtual speaker's
+/// "bot"), which come whenever audio flows.
+fn is_media_noise(event: &TransportEvent) -> bool {
+    let engine_track = |t: &pipecat_core::media::TrackInfo| {
+        t.participant.as_ref().is_some_and(|p| p.local || p.id == "bot")
+    };
+    match event {
+        TransportEvent::LocalAudioLevel(_) | TransportEvent::RemoteAudioLevel(_) => true,
+        TransportEvent::TrackStarted(t) | TransportEvent::TrackStopped(t) => engine_track(t),
+        _ => false,
     }
 }
 
@@ -74,7 +85,7 @@ async fn quiet(events: &mut Events) {
 }
 
 async fn connect(backend: ScriptedBackend) -> (DailyTransport, Events) {
-    let transport = DailyTransport::builder(backend).build();
+    let transport = DailyTransport::builder(backend).build().unwrap();
     let (sink, events) = TransportEventSink::new(1);
     transport.connect(params(), sink).await.expect("connect");
     (transport, events)
@@ -242,7 +253,7 @@ async fn join_failures_are_typed() {
             backend: "scripted",
             reason: "no engine".into(),
         }));
-    let transport = DailyTransport::builder(backend).build();
+    let transport = DailyTransport::builder(backend).build().unwrap();
     let (sink, _events) = TransportEventSink::new(1);
 
     let error = transport.connect(params(), sink.clone()).await.unwrap_err();
@@ -275,7 +286,8 @@ async fn join_failures_are_typed() {
 async fn join_timeout_is_bounded_and_typed() {
     let (backend, handle) = ScriptedBackend::new();
     let backend = backend.join_delay(Duration::from_secs(3600));
-    let transport = DailyTransport::builder(backend).join_timeout(Duration::from_secs(5)).build();
+    let transport =
+        DailyTransport::builder(backend).join_timeout(Duration::from_secs(5)).build().unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     let start = tokio::time::Instant::now();
     let error = transport.connect(params(), sink).await.unwrap_err();
@@ -293,7 +305,7 @@ async fn join_timeout_is_bounded_and_typed() {
 #[tokio::test(start_paused = true)]
 async fn invalid_params_are_typed_and_nothing_is_joined() {
     let (backend, handle) = ScriptedBackend::new();
-    let transport = DailyTransport::builder(backend).build();
+    let transport = DailyTransport::builder(backend).build().unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     for bad in [
         json!({"sessionId": "s"}),
@@ -417,15 +429,15 @@ async fn max_message_size_comes_from_the_room() {
     // Without a room limit, the fallback.
     let (backend, _) = ScriptedBackend::new();
     let (transport, _events) = connect(backend).await;
-    assert_eq!(transport.max_message_size(), pipecat_daily::DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(transport.max_message_size(), pipecat_daily::FALLBACK_MAX_MESSAGE_SIZE);
     transport.disconnect().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
-async fn microphone_audio_goes_to_the_virtual_mic_and_can_be_muted() {
+async fn microphone_audio_goes_to_the_virtual_mic_and_mute_sends_silence() {
     let (backend, handle) = ScriptedBackend::new();
     let (source, mic) = MemorySource::new(AudioFormat::MONO_48K).unwrap();
-    let transport = DailyTransport::builder(backend).audio_source(Box::new(source)).build();
+    let transport = DailyTransport::builder(backend).audio_source(source).build().unwrap();
     let (sink, mut events) = TransportEventSink::new(1);
     transport.connect(params(), sink).await.unwrap();
     assert_eq!(handle.join_requests()[0].mic_format, AudioFormat::MONO_16K);
@@ -445,12 +457,21 @@ async fn microphone_audio_goes_to_the_virtual_mic_and_can_be_muted() {
     let (_, written) = handle.mic_written();
     assert!((2500..=3200).contains(&written), "{written}");
 
-    transport.enable_mic(false).await.unwrap();
-    assert!(!transport.is_mic_enabled());
+    // Muted: the virtual microphone keeps getting audio at the same pace, as silence.
+    transport.media().unwrap().enable_mic(false).await.unwrap();
+    assert!(!transport.media().unwrap().is_mic_enabled());
     mic.push(&vec![3000; 9600]).unwrap();
+    // Levels of the audio before the mute may still be queued; a silent one must follow.
+    loop {
+        let (_, event) =
+            tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        if matches!(event, TransportEvent::LocalAudioLevel(l) if l == 0.0) {
+            break;
+        }
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(handle.mic_written().1, written);
-    transport.enable_mic(true).await.unwrap();
+    assert!(handle.mic_written().1 > written, "muted audio still flows (as silence)");
+    transport.media().unwrap().enable_mic(true).await.unwrap();
     transport.disconnect().await.unwrap();
 }
 
@@ -458,7 +479,7 @@ async fn microphone_audio_goes_to_the_virtual_mic_and_can_be_muted() {
 async fn bot_audio_goes_to_the_sink_and_is_flushed_on_interruption() {
     let (backend, handle) = ScriptedBackend::new();
     let (sink, speaker) = MemorySink::new(AudioFormat::MONO_16K).unwrap();
-    let transport = DailyTransport::builder(backend).audio_sink(Box::new(sink)).build();
+    let transport = DailyTransport::builder(backend).audio_sink(sink).build().unwrap();
     let (events_sink, mut events) = TransportEventSink::new(1);
     transport.connect(params(), events_sink).await.unwrap();
 
@@ -479,6 +500,8 @@ async fn bot_audio_goes_to_the_sink_and_is_flushed_on_interruption() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(speaker.stats().depth > Duration::ZERO);
     transport.bot_interrupted();
+    // The engine's bot-audio task flushes at once (a moment of paused time lets it run).
+    tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(speaker.stats().flushes, 1);
     assert_eq!(speaker.stats().depth, Duration::ZERO);
     transport.disconnect().await.unwrap();
@@ -490,9 +513,10 @@ async fn pre_ready_audio_is_sent_as_raw_audio_batches_before_client_ready() {
     let backend = backend.after_join(vec![bot("participant-joined", "loading")]);
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
     let transport = DailyTransport::builder(backend)
-        .audio_source(Box::new(source))
+        .audio_source(source)
         .buffer_audio_until_bot_ready(true)
-        .build();
+        .build()
+        .unwrap();
     let (sink, mut events) = TransportEventSink::new(1);
     transport.connect(params(), sink).await.unwrap();
     assert!(matches!(next(&mut events).await, TransportEvent::BotConnected(_)));
@@ -533,7 +557,7 @@ async fn pre_ready_buffering_is_off_by_default() {
     let (backend, handle) = ScriptedBackend::new();
     let backend = backend.after_join(vec![bot("participant-joined", "loading")]);
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = DailyTransport::builder(backend).audio_source(Box::new(source)).build();
+    let transport = DailyTransport::builder(backend).audio_source(source).build().unwrap();
     let (sink, mut events) = TransportEventSink::new(1);
     transport.connect(params(), sink).await.unwrap();
     let (_, ready) = client_ready();
@@ -554,7 +578,7 @@ async fn replays_the_synthetic_fixture() {
     let (backend, handle) = ScriptedBackend::new();
     let backend = backend.after_join(script).reply_to("client-ready", bot_ready_reply());
     let (sink, speaker) = MemorySink::new(AudioFormat::MONO_16K).unwrap();
-    let transport = DailyTransport::builder(backend).audio_sink(Box::new(sink)).build();
+    let transport = DailyTransport::builder(backend).audio_sink(sink).build().unwrap();
     let (events_sink, mut events) = TransportEventSink::new(1);
     transport.connect(params(), events_sink).await.unwrap();
     let (_, ready) = client_ready();
@@ -582,7 +606,8 @@ async fn join_request_carries_join_options() {
         .mic_format(AudioFormat::MONO_24K)
         .speaker_format(AudioFormat::MONO_24K)
         .echo_cancellation(false)
-        .build();
+        .build()
+        .unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     let params = ConnectionParams::from_json(json!({
         "url": ROOM, "token": "", "userName": "Ada",
@@ -611,7 +636,7 @@ async fn join_request_carries_join_options() {
 async fn dropping_the_transport_stops_its_tasks() {
     let (backend, handle) = ScriptedBackend::new();
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
-    let transport = DailyTransport::builder(backend).audio_source(Box::new(source)).build();
+    let transport = DailyTransport::builder(backend).audio_source(source).build().unwrap();
     let (sink, _events) = TransportEventSink::new(1);
     transport.connect(params(), sink).await.unwrap();
     drop(transport);

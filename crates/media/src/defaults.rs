@@ -38,7 +38,7 @@ pub fn default_input(format: AudioFormat) -> Result<Box<dyn AudioSource>, MediaE
                 "pipecat-media was built without the `devices` feature, so there is no \
                  microphone; {HEADLESS_SOURCES}"
             ),
-            cause: Some(crate::devices::DeviceError::Disabled),
+            cause: Some(crate::devices::AudioDeviceError::Disabled),
         })
     }
 }
@@ -69,7 +69,7 @@ pub fn default_output() -> Result<Box<dyn AudioSink>, MediaError> {
                 "pipecat-media was built without the `devices` feature, so there is no \
                  speaker; {HEADLESS_SINKS}"
             ),
-            cause: Some(crate::devices::DeviceError::Disabled),
+            cause: Some(crate::devices::AudioDeviceError::Disabled),
         })
     }
 }

@@ -5,7 +5,7 @@ use crate::frame::AudioFormat;
 /// Errors from frames, sources, sinks, conversion and WAV I/O.
 ///
 /// Codec errors have their own type ([`OpusError`](crate::OpusError)) and so do device errors
-/// ([`DeviceError`](crate::DeviceError)); both convert into this one with `?`.
+/// ([`AudioDeviceError`](crate::AudioDeviceError)); both convert into this one with `?`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
@@ -55,7 +55,7 @@ pub enum MediaError {
     Opus(#[from] crate::opus::OpusError),
     /// An audio device failed.
     #[error(transparent)]
-    Device(#[from] crate::devices::DeviceError),
+    Device(#[from] crate::devices::AudioDeviceError),
     /// The other end of an in-memory source or sink has gone away.
     #[error("the other end of the audio channel was dropped")]
     Closed,
@@ -66,7 +66,7 @@ pub enum MediaError {
         reason: String,
         /// The device error behind it.
         #[source]
-        cause: Option<crate::devices::DeviceError>,
+        cause: Option<crate::devices::AudioDeviceError>,
     },
 }
 

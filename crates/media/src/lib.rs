@@ -72,12 +72,12 @@ mod test_util;
 pub use chunk::FrameChunker;
 pub use convert::{AudioConverter, mix_channels};
 pub use defaults::{default_input, default_output};
+pub use devices::{
+    AudioDeviceError, AudioDeviceState, DEFAULT_DEVICE_BUFFER, DeviceDirection, DeviceEvent,
+    DeviceInfo, DeviceSelector, InputConfig, OutputConfig,
+};
 #[cfg(feature = "devices")]
 pub use devices::{AudioDevices, DeviceEvents, DeviceSink, DeviceSource, Microphone, Speaker};
-pub use devices::{
-    DEFAULT_DEVICE_BUFFER, DeviceDirection, DeviceError, DeviceEvent, DeviceInfo, DeviceSelector,
-    InputConfig, MediaState, OutputConfig,
-};
 pub use error::MediaError;
 pub use frame::{AudioFormat, AudioFrame, MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 pub use level::{LEVEL_FLOOR_DBFS, LevelMeter, rms_i16, rms_to_level};

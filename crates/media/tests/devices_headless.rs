@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pipecat_media::{
-    AudioDevices, AudioFormat, AudioSource, DeviceDirection, DeviceError, DeviceEvent,
-    DeviceSelector, InputConfig, MediaState, OutputConfig,
+    AudioDeviceError, AudioDeviceState, AudioDevices, AudioFormat, AudioSource, DeviceDirection,
+    DeviceEvent, DeviceSelector, InputConfig, OutputConfig,
 };
 
 #[test]
@@ -33,12 +33,12 @@ fn unknown_devices_are_not_found() {
     let sel = DeviceSelector::Id("no-such-device-7f3a".into());
     let err = devices.open_input(&sel, InputConfig::default()).unwrap_err();
     assert!(
-        matches!(err, DeviceError::NotFound { direction: DeviceDirection::Input, .. }),
+        matches!(err, AudioDeviceError::NotFound { direction: DeviceDirection::Input, .. }),
         "{err}"
     );
     let sel = DeviceSelector::Name("No Such Device 7f3a".into());
     let err = devices.open_output(&sel, OutputConfig::default()).unwrap_err();
-    assert!(matches!(err, DeviceError::NotFound { direction: DeviceDirection::Output, .. }));
+    assert!(matches!(err, AudioDeviceError::NotFound { direction: DeviceDirection::Output, .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +48,7 @@ async fn default_microphone_opens_or_fails_cleanly() {
     match devices.microphone(&DeviceSelector::Default, AudioFormat::MONO_16K) {
         Ok((mut source, mic)) => {
             println!("default microphone opened: {:?}", mic.device());
-            assert_eq!(mic.state(), MediaState::Granted);
+            assert_eq!(mic.state(), AudioDeviceState::Granted);
             let frame = tokio::time::timeout(Duration::from_secs(10), source.next_frame())
                 .await
                 .expect("a running microphone delivers frames")
@@ -61,20 +61,20 @@ async fn default_microphone_opens_or_fails_cleanly() {
             assert!(
                 matches!(
                     err,
-                    DeviceError::NotAvailable { .. }
-                        | DeviceError::NotFound { .. }
-                        | DeviceError::HostUnavailable { .. }
-                        | DeviceError::UnsupportedConfig { .. }
-                        | DeviceError::StreamFailed { .. }
-                        | DeviceError::InUse { .. }
-                        | DeviceError::PermissionDenied { .. }
+                    AudioDeviceError::NotAvailable { .. }
+                        | AudioDeviceError::NotFound { .. }
+                        | AudioDeviceError::HostUnavailable { .. }
+                        | AudioDeviceError::UnsupportedConfig { .. }
+                        | AudioDeviceError::StreamFailed { .. }
+                        | AudioDeviceError::InUse { .. }
+                        | AudioDeviceError::PermissionDenied { .. }
                 ),
                 "{err:?}"
             );
             if let Ok(info) = devices.find(DeviceDirection::Input, &DeviceSelector::Default) {
                 // The failure is recorded as the device's media state and published.
                 let state = devices.media_state(DeviceDirection::Input, &info.id);
-                assert_eq!(state, MediaState::Error(err.clone()));
+                assert_eq!(state, AudioDeviceState::Error(err.clone()));
                 let mut saw_error = false;
                 for _ in 0..4 {
                     match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
@@ -100,7 +100,7 @@ fn default_speaker_opens_or_fails_cleanly() {
         Ok(sink) => println!("default speaker opened: {:?}", sink.info()),
         Err(err) => {
             println!("default speaker unavailable (expected without a sound card): {err}");
-            assert!(!matches!(err, DeviceError::Disabled));
+            assert!(!matches!(err, AudioDeviceError::Disabled));
             assert!(!err.to_string().is_empty());
         }
     }

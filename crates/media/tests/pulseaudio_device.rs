@@ -1,142 +1,33 @@
 //! Real, clocked device streams through a private PulseAudio daemon with a null sink: a tone
 //! is played to the sink and captured back from its monitor.
 //!
-//! The test starts its own `pulseaudio` (with its own `XDG_RUNTIME_DIR` and `HOME` in a
-//! temporary directory) and stops it afterwards (SIGTERM, then SIGKILL after a grace period).
-//! Because cpal finds the server through the environment, and changing the environment of a
-//! running test process is unsafe, the audio part runs in a child process: this same test
-//! binary, re-executed with the daemon's environment. It skips, saying why, only when the
-//! `pulseaudio` binary is not installed (`crates/media/scripts/install-pulseaudio.sh`).
+//! The daemon is the testkit's ([`pipecat_testkit::pulseaudio`]); the audio part runs in a
+//! child process in its environment. The test skips, saying why, only when `pulseaudio` is
+//! not installed (`crates/media/scripts/install-pulseaudio.sh`).
 #![cfg(feature = "pulseaudio")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const CHILD_ENV: &str = "PIPECAT_MEDIA_PULSE_CHILD";
+use pipecat_testkit::pulseaudio::PulseAudio;
+
 const TEST_NAME: &str = "pulseaudio_null_sink_round_trip";
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-/// A daemon we started; stopped on drop, even if the test panics.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(binary: &Path, runtime: &Path, home: &Path) -> Daemon {
-        let log = runtime.join("pulseaudio.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary)
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--use-pid-file=no",
-                "--log-target=stderr",
-                "--load=module-null-sink sink_name=vsink rate=48000 channels=1",
-                "--load=module-native-protocol-unix auth-anonymous=1",
-            ])
-            .env("XDG_RUNTIME_DIR", runtime)
-            .env("HOME", home)
-            .env_remove("PULSE_SERVER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn pulseaudio");
-        let mut daemon = Daemon { child, log };
-        let socket = runtime.join("pulse/native");
-        for _ in 0..100 {
-            if socket.exists() {
-                return daemon;
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("pulseaudio exited early ({status}):\n{}", daemon.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("pulseaudio did not create {} in 10 s:\n{}", socket.display(), daemon.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SIGTERM through kill(1): sending signals from Rust directly would need unsafe code.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..30 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill(); // SIGKILL after the 3 s grace period
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn pulseaudio_null_sink_round_trip() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if PulseAudio::is_child() {
         return child::run();
     }
-    let Some(pulseaudio) = find_in_path("pulseaudio") else {
+    let Some(daemon) = PulseAudio::start(&["vsink"]).expect("pulseaudio") else {
         println!(
-            "SKIPPED {TEST_NAME}: the `pulseaudio` binary is not installed \
+            "SKIPPED {TEST_NAME}: `pulseaudio` and `pactl` are not installed \
              (run crates/media/scripts/install-pulseaudio.sh)"
         );
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let runtime = dir.path().join("run");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::create_dir_all(&home).unwrap();
-    // PulseAudio insists on a private runtime directory.
-    Command::new("chmod").args(["700"]).arg(&runtime).status().expect("chmod");
-
-    let daemon = Daemon::start(&pulseaudio, &runtime, &home);
-    if let Some(pactl) = find_in_path("pactl") {
-        let _ = Command::new(pactl)
-            .args(["set-default-source", "vsink.monitor"])
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", &home)
-            .status();
+    daemon.pactl(&["set-default-source", "vsink.monitor"]).expect("pactl");
+    if let Err(e) = daemon.run_test(TEST_NAME, &[], Duration::from_secs(60)) {
+        panic!("{e}");
     }
-
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("HOME", &home)
-        .env_remove("PULSE_SERVER")
-        .spawn()
-        .expect("re-run the test binary");
-    let mut status = None;
-    for _ in 0..600 {
-        if let Some(s) = child.try_wait().expect("wait for child") {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the audio test did not finish in 60 s; daemon log:\n{}", daemon.log_text());
-    };
-    assert!(status.success(), "audio test failed ({status}); daemon log:\n{}", daemon.log_text());
 }
 
 /// The part that runs inside the daemon's environment.
@@ -145,8 +36,8 @@ mod child {
 
     use pipecat_media::analysis::{goertzel_power, zero_crossing_frequency};
     use pipecat_media::{
-        AudioDevices, AudioFormat, AudioFrame, AudioSink, AudioSource, DeviceSelector, InputConfig,
-        MediaState, OutputConfig, ToneSource,
+        AudioDeviceState, AudioDevices, AudioFormat, AudioFrame, AudioSink, AudioSource,
+        DeviceSelector, InputConfig, OutputConfig, ToneSource,
     };
 
     pub(super) fn run() {
@@ -185,8 +76,8 @@ mod child {
                 InputConfig::default().with_preferred_format(AudioFormat::MONO_48K),
             )
             .expect("open the monitor");
-        assert_eq!(speaker.state(), MediaState::Granted);
-        assert_eq!(mic.state(), MediaState::Granted);
+        assert_eq!(speaker.state(), AudioDeviceState::Granted);
+        assert_eq!(mic.state(), AudioDeviceState::Granted);
         println!("speaker {} mic {}", speaker.format(), mic.format());
 
         // Play 1.5 s of 440 Hz (paced, written at 24 kHz: the sink converts) while capturing.
@@ -281,6 +172,6 @@ mod child {
             assert!(f.timestamp() >= end);
             end = f.end_timestamp();
         }
-        assert_eq!(handle.state(), MediaState::Granted);
+        assert_eq!(handle.state(), AudioDeviceState::Granted);
     }
 }

@@ -109,8 +109,8 @@ pub use pipecat_core::http::{ApiRequest, HttpError};
 /// The session-level media vocabulary: devices as the client reports them, their states and
 /// errors, tracks and participants.
 pub use pipecat_core::media::{
-    DeviceError, DeviceErrorKind, DeviceKind, DeviceState, MediaDeviceInfo, MediaState,
-    Participant, TrackInfo, TrackKind,
+    DeviceError, DeviceErrorKind, DeviceKind, DeviceState, MediaControl, MediaDeviceInfo,
+    MediaState, Participant, TrackInfo, TrackKind,
 };
 // Everything at the root of pipecat-core: the client, its builder and options, events and
 // callbacks, errors, function calls, the state machine and the transport contract. (Core's
@@ -125,13 +125,18 @@ pub use pipecat_core::*;
 pub use pipecat_rtvi as rtvi;
 
 /// Audio (crate `pipecat-media`): frames, sources and sinks (devices, WAV files, memory,
-/// tone, silence), resampling, Opus, playout, levels.
-///
-/// Note that [`media::MediaState`] and [`media::DeviceError`] are the device layer's own
-/// types; the client reports devices with the crate-root [`MediaState`] and
-/// [`DeviceError`].
+/// tone, silence), resampling, Opus, playout, levels. Its device layer reports with
+/// [`media::AudioDeviceState`] and [`media::AudioDeviceError`]; the client reports devices
+/// with the crate-root [`MediaState`] and [`DeviceError`].
 #[doc(inline)]
 pub use pipecat_media as media;
+
+/// The media engine under every transport (crate `pipecat-media-engine`): the audio options
+/// every transport builder takes ([`AudioOptions`], [`AudioBuilder`]), devices, the
+/// microphone and bot-audio pipelines, tracks.
+#[doc(inline)]
+pub use pipecat_media_engine as media_engine;
+pub use pipecat_media_engine::{AudioBuilder, AudioOptions, BuildError};
 
 // ---- Transports ----
 
@@ -157,7 +162,7 @@ pub use pipecat_daily as daily;
 /// Re-exported: used in `#[async_trait]` impls of [`Transport`], [`media::AudioSource`],
 /// [`media::AudioSink`] and [`FunctionCallHandler`].
 pub use async_trait;
-/// Re-exported: [`EventStream`] is a `futures::Stream`.
+/// Re-exported: [`EventStream`] and [`LosslessEventStream`] are `futures::Stream`s.
 pub use futures;
 /// Re-exported: [`ClientBuilder::http_client`] takes a `reqwest::Client`.
 pub use reqwest;

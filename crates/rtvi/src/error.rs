@@ -49,6 +49,12 @@ pub enum RtviError {
         /// The bot's protocol version.
         version: String,
     },
+    /// The bot's protocol version has no `send-file` message (below 2.2.0).
+    #[error("the bot's RTVI protocol {version} does not support send-file (needs 2.2.0 or later)")]
+    SendFileUnsupported {
+        /// The bot's protocol version.
+        version: String,
+    },
     /// Encoding a message failed: a payload that cannot be represented as JSON, such as a NaN
     /// or infinite `f64` (never written as `null`).
     #[error("could not encode message: {0}")]

@@ -78,5 +78,6 @@ pub use ui::{
     StandardUiCommand, Target, Toast, UiCancelJobGroup, UiCommand, UiEvent, UiJobGroup, UiSnapshot,
 };
 pub use version::{
-    CLIENT_PROTOCOL_VERSION, Compatibility, DtmfFormat, LEGACY_MAJOR, ProtocolVersion,
+    CLIENT_PROTOCOL_VERSION, Compatibility, DtmfFormat, LEGACY_MAJOR, OLDEST_SUPPORTED_VERSION,
+    ProtocolVersion, SEND_FILE_MIN_VERSION,
 };

@@ -101,7 +101,10 @@ message_enum! {
 /// `bot-ready` data.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BotReady {
-    /// The bot's protocol version (a 1.x client's own version is echoed back).
+    /// The bot's protocol version (a 1.x client's own version is echoed back). Read
+    /// leniently: a bot-ready is a bot-ready, so a missing or `null` version is empty and a
+    /// non-string one is its JSON text (both fail [`protocol_version`](Self::protocol_version)).
+    #[serde(default, deserialize_with = "lenient_version")]
     pub version: String,
     /// What the bot says about itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +112,15 @@ pub struct BotReady {
     /// What the bot's pipeline can do (2.2.0+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
+}
+
+/// Any JSON as the version text: a string as is, `null` as empty, anything else as its JSON.
+fn lenient_version<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(de)? {
+        Value::String(text) => text,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 impl BotReady {

@@ -8,8 +8,16 @@ use crate::RtviError;
 /// The RTVI protocol version this crate speaks (pipecat-ai 1.13 and later).
 pub const CLIENT_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::new(2, 2, 0);
 
+/// The oldest protocol this crate talks to (pipecat-ai 0.0.x bots speak 1.x). A bot whose
+/// version is unknown is treated as this one: only what every bot understands is sent.
+pub const OLDEST_SUPPORTED_VERSION: ProtocolVersion = ProtocolVersion::new(1, 0, 0);
+
 /// The oldest major version a current server still serves (in "legacy" mode).
 pub const LEGACY_MAJOR: u64 = 1;
+
+/// The oldest protocol with `send-file` (pipecat-ai 1.13): older bots answer it with an
+/// `error-response` ("Unsupported type send-file").
+pub const SEND_FILE_MIN_VERSION: ProtocolVersion = ProtocolVersion::new(2, 2, 0);
 
 /// A `major.minor.patch` RTVI protocol version.
 ///
@@ -43,6 +51,30 @@ impl ProtocolVersion {
             Compatibility::Legacy
         } else {
             Compatibility::Incompatible
+        }
+    }
+
+    /// Whether a bot speaking this version takes `send-file` ([`SEND_FILE_MIN_VERSION`]
+    /// and later).
+    ///
+    /// ```
+    /// use pipecat_rtvi::ProtocolVersion;
+    /// assert!(ProtocolVersion::new(2, 2, 0).supports_send_file());
+    /// assert!(!ProtocolVersion::new(2, 1, 0).supports_send_file());
+    /// ```
+    pub fn supports_send_file(self) -> bool {
+        self >= SEND_FILE_MIN_VERSION
+    }
+
+    /// Checks that a bot speaking this version takes `send-file`.
+    ///
+    /// # Errors
+    /// [`RtviError::SendFileUnsupported`] below [`SEND_FILE_MIN_VERSION`].
+    pub fn check_send_file(self) -> Result<(), RtviError> {
+        if self.supports_send_file() {
+            Ok(())
+        } else {
+            Err(RtviError::SendFileUnsupported { version: self.to_string() })
         }
     }
 

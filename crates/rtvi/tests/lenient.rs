@@ -516,10 +516,27 @@ fn envelope_details_lenient_in() {
 #[test]
 fn invalid_data_names_the_message_type() {
     let err =
-        ServerEnvelope::parse(r#"{"label":"rtvi-ai","type":"bot-ready","data":{"version":2}}"#)
+        ServerEnvelope::parse(r#"{"label":"rtvi-ai","type":"bot-llm-text","data":{"text":2}}"#)
             .unwrap_err();
     match err {
-        RtviError::InvalidData { message_type, .. } => assert_eq!(message_type, "bot-ready"),
+        RtviError::InvalidData { message_type, .. } => assert_eq!(message_type, "bot-llm-text"),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_bot_ready_is_a_bot_ready_whatever_its_version() {
+    for (data, version) in [
+        (r#","data":{"version":2}"#, "2"),
+        (r#","data":{"version":null}"#, ""),
+        (r#","data":{}"#, ""),
+        ("", ""),
+        (r#","data":{"version":"1.4.0"}"#, "1.4.0"),
+    ] {
+        let text = format!(r#"{{"label":"rtvi-ai","type":"bot-ready","id":"r"{data}}}"#);
+        match ServerEnvelope::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}")).message {
+            ServerMessage::BotReady(ready) => assert_eq!(ready.version, version, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
     }
 }

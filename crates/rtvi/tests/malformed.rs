@@ -135,6 +135,11 @@ fn wrong_field_types_in_every_typed_payload_are_invalid_data() {
     for (example, wire) in typed_examples() {
         let message_type = wire["type"].as_str().unwrap().to_owned();
         for (path, data) in mutations(&wire["data"]) {
+            // A bot-ready's version is read leniently (a bot-ready is a bot-ready; the client
+            // warns about the version): see lenient.rs.
+            if message_type == "bot-ready" && path == ".version" {
+                continue;
+            }
             let mut bad = wire.clone();
             bad["data"] = data;
             let text = bad.to_string();
@@ -169,8 +174,6 @@ fn data_of_the_wrong_json_type_is_invalid_data() {
 #[test]
 fn missing_required_fields_are_invalid_data() {
     let cases = [
-        ("server", r#"{"label":"rtvi-ai","type":"bot-ready","data":{}}"#),
-        ("server", r#"{"label":"rtvi-ai","type":"bot-ready"}"#),
         ("server", r#"{"label":"rtvi-ai","type":"error","data":{"fatal":true}}"#),
         ("server", r#"{"label":"rtvi-ai","type":"server-response","data":{"d":1}}"#),
         ("server", r#"{"label":"rtvi-ai","type":"user-input","data":{"text":"hi"}}"#),

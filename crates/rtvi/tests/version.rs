@@ -1,9 +1,9 @@
-//! Version rules: `major.minor.patch` parsing, compatibility, DTMF format by version and DTMF
-//! key validation.
+//! Version rules: `major.minor.patch` parsing, compatibility, DTMF format and `send-file`
+//! support by version, and DTMF key validation.
 
 use pipecat_rtvi::{
     CLIENT_PROTOCOL_VERSION, ClientEnvelope, ClientMessage, Compatibility, Dtmf, DtmfFormat,
-    DtmfKey, LEGACY_MAJOR, ProtocolVersion, RtviError, dtmf_messages,
+    DtmfKey, LEGACY_MAJOR, ProtocolVersion, RtviError, SEND_FILE_MIN_VERSION, dtmf_messages,
 };
 
 fn v(text: &str) -> Result<ProtocolVersion, RtviError> {
@@ -121,6 +121,26 @@ fn dtmf_format_by_version() {
     ];
     for (text, expected) in cases {
         assert_eq!(v(text).unwrap().dtmf_format(), expected, "{text}");
+    }
+}
+
+#[test]
+fn send_file_needs_2_2_0() {
+    assert_eq!(SEND_FILE_MIN_VERSION, ProtocolVersion::new(2, 2, 0));
+    for text in ["2.2.0", "2.2.1", "2.3.0", "3.0.0"] {
+        assert!(v(text).unwrap().supports_send_file(), "{text}");
+        assert!(v(text).unwrap().check_send_file().is_ok(), "{text}");
+    }
+    // pipecat-ai 1.12 (2.1.0), 1.3 (1.4.0) and older answer "Unsupported type send-file".
+    for text in ["2.1.0", "2.1.9", "2.0.0", "1.4.0", "0.3.0"] {
+        assert!(!v(text).unwrap().supports_send_file(), "{text}");
+        match v(text).unwrap().check_send_file() {
+            Err(e @ RtviError::SendFileUnsupported { .. }) => {
+                assert!(e.to_string().contains(text), "{e}");
+                assert!(e.to_string().contains("2.2.0"), "{e}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
     }
 }
 

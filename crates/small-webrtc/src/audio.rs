@@ -1,17 +1,15 @@
-//! Audio both ways: microphone PCM → 48 kHz Opus on the audio track, bot Opus → PCM to the
-//! sink, and the levels of both sides.
+//! The wire's audio codec work: microphone frames (from the media engine, 48 kHz mono, 20 ms)
+//! → Opus packets on the audio track; the bot's Opus packets → PCM frames into the media
+//! engine's bot-audio pipeline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pipecat_core::media::{Participant, TrackInfo, TrackKind};
 use pipecat_core::{TransportEvent, TransportEventSink};
-use pipecat_media::{
-    AudioConverter, AudioFormat, AudioFrame, AudioSink, AudioSource, FrameChunker, LevelMeter,
-    MediaError, OpusConfig, OpusDecoder, OpusEncoder,
-};
+use pipecat_media::{AudioFormat, AudioFrame, MediaError, OpusConfig, OpusDecoder, OpusEncoder};
+use pipecat_media_engine::{BotAudio, MicWire, WireClosed};
 use rtc::media::Sample;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -25,54 +23,29 @@ pub(crate) const RECEIVE_FORMAT: AudioFormat = AudioFormat::MONO_48K;
 /// A sequence gap up to this many packets is concealed; a larger one is a new stream.
 const MAX_CONCEALED_PACKETS: u16 = 5;
 
-/// The microphone source, kept across sessions; a session's pump holds it while it runs.
-pub(crate) type SourceSlot = Arc<tokio::sync::Mutex<Option<Box<dyn AudioSource>>>>;
-
-/// Microphone PCM in any format → Opus packets of 20 ms at 48 kHz, with levels.
-pub(crate) struct MicEncoder {
-    converter: AudioConverter,
-    chunker: FrameChunker,
+/// The Opus end of the microphone pipeline: each 20 ms frame the media engine hands over
+/// (48 kHz mono) becomes one Opus packet on the current audio track.
+pub(crate) struct OpusWire {
     encoder: OpusEncoder,
-    meter: LevelMeter,
+    out: Arc<OutSlot>,
 }
 
-/// What one pushed frame produced.
-#[derive(Debug, Default)]
-pub(crate) struct Encoded {
-    pub(crate) packets: Vec<Vec<u8>>,
-    pub(crate) level: Option<f32>,
-}
-
-impl MicEncoder {
-    pub(crate) fn new() -> Result<Self, MediaError> {
+impl OpusWire {
+    pub(crate) fn new(out: Arc<OutSlot>) -> Result<Self, MediaError> {
         let mut config = OpusConfig::default();
         config.format = SEND_FORMAT;
-        Ok(MicEncoder {
-            converter: AudioConverter::new(SEND_FORMAT)?,
-            chunker: FrameChunker::new(SEND_FORMAT, PACKET_DURATION)?,
-            encoder: OpusEncoder::new(config)?,
-            meter: LevelMeter::new(),
-        })
+        Ok(OpusWire { encoder: OpusEncoder::new(config)?, out })
     }
+}
 
-    /// Converts, re-blocks and encodes one frame; `muted` sends silence in its place (the
-    /// stream keeps its timing, as a disabled browser track does).
-    pub(crate) fn push(&mut self, frame: AudioFrame, muted: bool) -> Result<Encoded, MediaError> {
-        let mut out = Encoded::default();
-        let Some(mut frame) = self.converter.process(frame)? else {
-            return Ok(out);
-        };
-        if muted {
-            frame.samples_mut().fill(0);
+#[async_trait::async_trait]
+impl MicWire for OpusWire {
+    async fn send(&mut self, frame: AudioFrame) -> Result<(), WireClosed> {
+        match self.encoder.encode(frame.samples()) {
+            Ok(packet) => self.out.write(packet).await,
+            Err(e) => tracing::debug!(error = %e, "microphone frame not encoded"),
         }
-        if let Some(level) = self.meter.push(&frame) {
-            out.level = Some(level);
-        }
-        self.chunker.push(&frame)?;
-        while let Some(block) = self.chunker.next_frame() {
-            out.packets.push(self.encoder.encode(block.samples())?);
-        }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -81,14 +54,15 @@ pub(crate) struct BotAudioDecoder {
     decoder: OpusDecoder,
     last_seq: Option<u16>,
     decoded: Duration,
-    meter: LevelMeter,
 }
 
 /// What one packet produced.
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     pub(crate) frames: Vec<AudioFrame>,
-    pub(crate) level: Option<f32>,
+    /// Why the packet (or the concealment before it) could not be decoded; the frames that
+    /// could be are still there.
+    pub(crate) error: Option<MediaError>,
 }
 
 impl BotAudioDecoder {
@@ -97,34 +71,37 @@ impl BotAudioDecoder {
             decoder: OpusDecoder::new(RECEIVE_FORMAT)?,
             last_seq: None,
             decoded: Duration::ZERO,
-            meter: LevelMeter::new(),
         })
     }
 
     /// Decodes the packet with RTP sequence number `seq`. Late and duplicate packets are
-    /// dropped; a gap of a few packets is filled by concealment. A corrupt packet is an error
-    /// (the caller skips it).
-    pub(crate) fn push(&mut self, seq: u16, payload: &[u8]) -> Result<Decoded, MediaError> {
+    /// dropped; a gap of a few packets is filled by concealment. A corrupt packet is reported
+    /// in [`Decoded::error`] (the caller skips it), after the concealment of the gap before it.
+    pub(crate) fn push(&mut self, seq: u16, payload: &[u8]) -> Decoded {
         let mut out = Decoded::default();
         if payload.is_empty() {
-            return Ok(out);
+            return out;
         }
         if let Some(last) = self.last_seq {
             let step = seq.wrapping_sub(last);
             // Sequence numbers wrap: a "step" in the upper half is a packet from the past.
             if step == 0 || step > u16::MAX / 2 {
-                return Ok(out);
+                return out;
             }
             let lost = step - 1;
             if lost > 0 && lost <= MAX_CONCEALED_PACKETS {
-                let samples = self.decoder.conceal(PACKET_DURATION * u32::from(lost))?;
-                self.emit(samples, &mut out);
+                match self.decoder.conceal(PACKET_DURATION * u32::from(lost)) {
+                    Ok(samples) => self.emit(samples, &mut out),
+                    Err(e) => out.error = Some(e.into()),
+                }
             }
         }
         self.last_seq = Some(seq);
-        let samples = self.decoder.decode(payload)?;
-        self.emit(samples, &mut out);
-        Ok(out)
+        match self.decoder.decode(payload) {
+            Ok(samples) => self.emit(samples, &mut out),
+            Err(e) => out.error = Some(e.into()),
+        }
+        out
     }
 
     fn emit(&mut self, samples: Vec<i16>, out: &mut Decoded) {
@@ -136,52 +113,7 @@ impl BotAudioDecoder {
             return;
         };
         self.decoded += frame.duration();
-        if let Some(level) = self.meter.push(&frame) {
-            out.level = Some(level);
-        }
         out.frames.push(frame);
-    }
-}
-
-/// The bot-audio sink, kept across sessions, with a flush request that works without waiting
-/// for a write in progress.
-pub(crate) struct SinkSlot {
-    sink: tokio::sync::Mutex<Option<Box<dyn AudioSink>>>,
-    flush_pending: AtomicBool,
-}
-
-impl SinkSlot {
-    pub(crate) fn new(sink: Option<Box<dyn AudioSink>>) -> Self {
-        SinkSlot { sink: tokio::sync::Mutex::new(sink), flush_pending: AtomicBool::new(false) }
-    }
-
-    pub(crate) async fn write(&self, frame: AudioFrame) -> Result<(), MediaError> {
-        let mut guard = self.sink.lock().await;
-        let Some(sink) = guard.as_mut() else { return Ok(()) };
-        if self.flush_pending.swap(false, Ordering::AcqRel) {
-            sink.flush();
-        }
-        sink.write(frame).await
-    }
-
-    /// Closes the sink (a WAV file gets its final header, an in-memory sink's stream ends).
-    pub(crate) async fn close(&self) -> Result<(), MediaError> {
-        match self.sink.lock().await.as_mut() {
-            Some(sink) => sink.close().await,
-            None => Ok(()),
-        }
-    }
-
-    /// Drops what the sink has buffered (the bot was interrupted): at once if the sink is
-    /// free, else before the next write.
-    pub(crate) fn flush(&self) {
-        self.flush_pending.store(true, Ordering::Release);
-        if let Ok(mut guard) = self.sink.try_lock()
-            && let Some(sink) = guard.as_mut()
-        {
-            sink.flush();
-            self.flush_pending.store(false, Ordering::Release);
-        }
     }
 }
 
@@ -208,7 +140,7 @@ impl OutSlot {
         self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    async fn write(&self, packet: Vec<u8>) {
+    pub(crate) async fn write(&self, packet: Vec<u8>) {
         // No track between peer connections (recovery): the audio is dropped, as it would be
         // on a broken link.
         let Some(out) = self.get() else { return };
@@ -223,106 +155,15 @@ impl OutSlot {
     }
 }
 
-/// Streams the microphone to the current audio track until the source ends or the task is
-/// stopped. Holds the source for its whole run.
-pub(crate) async fn run_mic(
-    source: SourceSlot,
-    out: Arc<OutSlot>,
-    mic_enabled: Arc<AtomicBool>,
-    events: TransportEventSink,
-    transport_events: Option<TransportEventSink>,
-) {
-    let mut track = LocalTrackGuard::new(events.clone(), transport_events);
-    let mut guard = source.lock().await;
-    let Some(source) = guard.as_mut() else { return };
-    let mut encoder = match MicEncoder::new() {
-        Ok(e) => e,
-        Err(e) => {
-            events.emit(TransportEvent::Warning(format!("microphone encoder unavailable: {e}")));
-            return;
-        }
-    };
-    loop {
-        let frame = match source.next_frame().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                tracing::debug!("microphone source ended");
-                return;
-            }
-            Err(e) => {
-                events.emit(TransportEvent::Warning(format!("microphone stopped: {e}")));
-                return;
-            }
-        };
-        let muted = !mic_enabled.load(Ordering::Acquire);
-        match encoder.push(frame, muted) {
-            Ok(encoded) => {
-                if let Some(level) = encoded.level {
-                    events.emit(TransportEvent::LocalAudioLevel(level));
-                }
-                for packet in encoded.packets {
-                    out.write(packet).await;
-                    track.start();
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "microphone frame dropped"),
-        }
-    }
-}
-
-/// The local audio track (the microphone, or whatever source the program gave).
-pub(crate) fn local_audio_track() -> TrackInfo {
-    TrackInfo {
-        kind: TrackKind::Audio,
-        participant: Some(Participant { id: "local".into(), name: None, local: true }),
-    }
-}
-
-/// Reports the local track as started once (first packet sent), and as stopped when dropped
-/// if it started: the source ended, or the microphone task stopped with its session.
-///
-/// `TrackStopped` goes to the transport-level sink when there is one: a client stops
-/// listening to a session's own sink as soon as the session ends, which is when most tracks
-/// stop.
-struct LocalTrackGuard {
-    session: TransportEventSink,
-    transport: Option<TransportEventSink>,
-    started: bool,
-}
-
-impl LocalTrackGuard {
-    fn new(session: TransportEventSink, transport: Option<TransportEventSink>) -> Self {
-        LocalTrackGuard { session, transport, started: false }
-    }
-
-    fn start(&mut self) {
-        if !self.started {
-            self.started = true;
-            self.session.emit(TransportEvent::TrackStarted(local_audio_track()));
-        }
-    }
-}
-
-impl Drop for LocalTrackGuard {
-    fn drop(&mut self) {
-        if self.started {
-            let event = TransportEvent::TrackStopped(local_audio_track());
-            match &self.transport {
-                Some(sink) => sink.emit(event),
-                None => self.session.emit(event),
-            }
-        }
-    }
-}
-
-/// Reads the bot's audio track until it ends: decodes, reports levels, feeds the sink.
+/// Reads the bot's audio track until it ends: decodes it into the media engine's bot-audio
+/// pipeline (which meters it and feeds the sink); the track starts with its first packet and
+/// stops when it ends.
 pub(crate) async fn run_remote_audio(
     track: Arc<dyn TrackRemote>,
-    sink: Arc<SinkSlot>,
+    bot_audio: BotAudio,
     events: TransportEventSink,
     bot: Participant,
 ) {
-    let info = TrackInfo { kind: TrackKind::Audio, participant: Some(bot) };
     let mut decoder = match BotAudioDecoder::new() {
         Ok(d) => d,
         Err(e) => {
@@ -330,40 +171,20 @@ pub(crate) async fn run_remote_audio(
             return;
         }
     };
-    let mut started = false;
-    let mut sink_failed = false;
+    let mut stream = bot_audio.stream(bot);
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                if !started {
-                    started = true;
-                    events.emit(TransportEvent::TrackStarted(info.clone()));
-                }
-                let decoded = match decoder.push(packet.header.sequence_number, &packet.payload) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "undecodable bot audio packet skipped");
-                        continue;
-                    }
-                };
-                if let Some(level) = decoded.level {
-                    events.emit(TransportEvent::RemoteAudioLevel(level));
-                }
-                for frame in decoded.frames {
-                    if let Err(e) = sink.write(frame).await
-                        && !sink_failed
-                    {
-                        sink_failed = true;
-                        events.emit(TransportEvent::Warning(format!("audio sink failed: {e}")));
-                    }
+                stream.start_track();
+                let decoded = decoder.push(packet.header.sequence_number, &packet.payload);
+                decoded.frames.into_iter().for_each(|f| stream.push(f));
+                if let Some(e) = decoded.error {
+                    tracing::debug!(error = %e, "undecodable bot audio packet skipped");
                 }
             }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
-    }
-    if started {
-        events.emit(TransportEvent::TrackStopped(info));
     }
 }
 
@@ -411,24 +232,27 @@ mod tests {
             .sqrt()
     }
 
+    /// The wire's encoder, without a track.
+    fn encoder() -> OpusEncoder {
+        let mut config = OpusConfig::default();
+        config.format = SEND_FORMAT;
+        OpusEncoder::new(config).unwrap()
+    }
+
+    /// `n` packets of 20 ms of tone, as the wire's encoder makes them.
+    fn tone_packets(n: usize) -> Vec<Vec<u8>> {
+        let mut enc = encoder();
+        (0..n).map(|i| enc.encode(tone(SEND_FORMAT, 20, 0.3, i * 960).samples()).unwrap()).collect()
+    }
+
     #[test]
-    fn mic_16k_becomes_20ms_opus_packets_and_back() {
-        let mut enc = MicEncoder::new().unwrap();
+    fn engine_frames_become_opus_packets_and_back() {
         let mut dec = BotAudioDecoder::new().unwrap();
-        let mut packets = Vec::new();
-        let mut levels = Vec::new();
-        // 1 s of 16 kHz tone in 10 ms frames.
-        for i in 0..100 {
-            let out = enc.push(tone(AudioFormat::MONO_16K, 10, 0.3, i * 160), false).unwrap();
-            packets.extend(out.packets);
-            levels.extend(out.level);
-        }
-        // About 50 packets (the resampler holds a few ms back).
-        assert!((45..=50).contains(&packets.len()), "{} packets", packets.len());
-        assert!(levels.len() >= 8 && levels.iter().all(|l| *l > 0.5), "{levels:?}");
+        // 1 s of 48 kHz tone in 20 ms frames, as the media engine hands them over.
+        let packets = tone_packets(50);
         let mut pcm = Vec::new();
         for (i, p) in packets.iter().enumerate() {
-            for f in dec.push(i as u16, p).unwrap().frames {
+            for f in dec.push(i as u16, p).frames {
                 assert_eq!(f.format(), RECEIVE_FORMAT);
                 pcm.extend_from_slice(f.samples());
             }
@@ -440,48 +264,43 @@ mod tests {
     }
 
     #[test]
-    fn muted_mic_sends_silence_with_zero_level() {
-        let mut enc = MicEncoder::new().unwrap();
-        let mut dec = BotAudioDecoder::new().unwrap();
-        let mut pcm = Vec::new();
-        let mut levels = Vec::new();
-        let mut seq = 0u16;
-        for i in 0..50 {
-            let out = enc.push(tone(SEND_FORMAT, 20, 0.5, i * 960), true).unwrap();
-            levels.extend(out.level);
-            for p in out.packets {
-                pcm.extend(
-                    dec.push(seq, &p).unwrap().frames.into_iter().flat_map(|f| f.into_samples()),
-                );
-                seq += 1;
-            }
-        }
-        assert!(!levels.is_empty() && levels.iter().all(|l| *l == 0.0));
-        assert!(rms(&pcm) < 10.0);
-    }
-
-    #[test]
     fn decoder_conceals_gaps_and_drops_late_packets() {
-        let mut enc = MicEncoder::new().unwrap();
-        let packets: Vec<Vec<u8>> = (0..10)
-            .flat_map(|i| enc.push(tone(SEND_FORMAT, 20, 0.3, i * 960), false).unwrap().packets)
-            .collect();
+        let packets = tone_packets(10);
         let mut dec = BotAudioDecoder::new().unwrap();
         let samples = |d: Decoded| d.frames.iter().map(|f| f.samples().len()).sum::<usize>();
         // Sequence numbers across the wrap.
-        assert_eq!(samples(dec.push(65_534, &packets[0]).unwrap()), 960);
-        assert_eq!(samples(dec.push(65_535, &packets[1]).unwrap()), 960);
+        assert_eq!(samples(dec.push(65_534, &packets[0])), 960);
+        assert_eq!(samples(dec.push(65_535, &packets[1])), 960);
         // Two lost: concealed, then the packet itself.
-        assert_eq!(samples(dec.push(2, &packets[2]).unwrap()), 3 * 960);
+        assert_eq!(samples(dec.push(2, &packets[2])), 3 * 960);
         // Duplicate and late packets are dropped.
-        assert_eq!(samples(dec.push(2, &packets[3]).unwrap()), 0);
-        assert_eq!(samples(dec.push(0, &packets[3]).unwrap()), 0);
+        assert_eq!(samples(dec.push(2, &packets[3])), 0);
+        assert_eq!(samples(dec.push(0, &packets[3])), 0);
         // A long gap is a new stream: no concealment.
-        assert_eq!(samples(dec.push(1000, &packets[4]).unwrap()), 960);
+        assert_eq!(samples(dec.push(1000, &packets[4])), 960);
         // Empty and corrupt payloads.
-        assert_eq!(samples(dec.push(1001, &[]).unwrap()), 0);
+        assert_eq!(samples(dec.push(1001, &[])), 0);
         // Garbage must not panic (an error or a decode are both fine), and decoding goes on.
         let _ = dec.push(1002, &[0xff; 3]);
-        assert_eq!(samples(dec.push(1003, &packets[5]).unwrap()), 960);
+        assert_eq!(samples(dec.push(1003, &packets[5])), 960);
+    }
+
+    /// Found by the `webrtc_rtp_audio` fuzz target: a corrupt packet after a gap lost the
+    /// concealment of the gap, yet the clock counted it, so bot audio jumped ahead.
+    #[test]
+    fn a_corrupt_packet_after_a_gap_keeps_the_concealment_and_the_clock() {
+        let packets = tone_packets(3);
+        let mut dec = BotAudioDecoder::new().unwrap();
+        let first = dec.push(10, &packets[0]);
+        assert!(first.error.is_none());
+        let end = first.frames.last().unwrap().end_timestamp();
+        // Packet 11 lost, packet 12 corrupt: 20 ms concealed, then the error.
+        let corrupt = dec.push(12, &[0xff; 3]);
+        assert!(corrupt.error.is_some());
+        let concealed: Vec<_> = corrupt.frames;
+        assert_eq!(concealed.iter().map(|f| f.samples().len()).sum::<usize>(), 960);
+        assert_eq!(concealed[0].timestamp(), end);
+        let next = dec.push(13, &packets[1]).frames;
+        assert_eq!(next[0].timestamp(), concealed.last().unwrap().end_timestamp());
     }
 }

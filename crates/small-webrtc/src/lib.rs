@@ -19,7 +19,7 @@
 //! ```no_run
 //! use pipecat_core::{ApiRequest, PipecatClient};
 //! use pipecat_media::{AudioFormat, NullSink, SilenceSource};
-//! use pipecat_small_webrtc::SmallWebRtcTransport;
+//! use pipecat_small_webrtc::{AudioBuilder, SmallWebRtcTransport};
 //!
 //! async fn talk() -> Result<(), Box<dyn std::error::Error>> {
 //!     let transport = SmallWebRtcTransport::builder()
@@ -54,21 +54,27 @@
 #![deny(missing_docs)]
 
 mod audio;
+mod connection;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keepalive;
-mod media_io;
 mod params;
 mod peer;
 mod recovery;
-mod session;
 mod signalling;
 mod transport;
 
+pub use connection::FALLBACK_MAX_MESSAGE_SIZE;
 pub use error::SmallWebRtcError;
 pub use keepalive::PING_PERIOD;
 pub use params::{IceServer, SmallWebRtcParams};
 pub use recovery::RecoveryConfig;
 pub use transport::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_SIGNALLING_TIMEOUT, SmallWebRtcStats, SmallWebRtcTransport,
-    SmallWebRtcTransportBuilder,
+    DEFAULT_PEER_CONNECT_TIMEOUT, DEFAULT_SIGNALLING_TIMEOUT, SmallWebRtcStats,
+    SmallWebRtcTransport, SmallWebRtcTransportBuilder,
 };
+
+/// The build error every transport shares, and the audio options of its builder.
+pub use pipecat_media_engine::{AudioBuilder, AudioOptions, BuildError};

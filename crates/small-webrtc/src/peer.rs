@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use pipecat_core::media::Participant;
 use pipecat_core::{TransportEvent, TransportEventSink};
+use pipecat_media_engine::BotAudio;
 use rtc::data_channel::RTCDataChannelInit;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
@@ -30,7 +31,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::audio::{OutTrack, SinkSlot, drain_track, run_remote_audio};
+use crate::audio::{OutTrack, drain_track, run_remote_audio};
 use crate::error::SmallWebRtcError;
 use crate::keepalive::{Inbound, ServerSignal, classify};
 use crate::params::IceServer;
@@ -87,7 +88,7 @@ struct Handler {
 /// Where received tracks go.
 #[derive(Clone)]
 pub(crate) struct MediaContext {
-    pub(crate) sink: Arc<SinkSlot>,
+    pub(crate) bot_audio: BotAudio,
     pub(crate) events: TransportEventSink,
     pub(crate) bot: Participant,
 }
@@ -149,7 +150,7 @@ impl PeerConnectionEventHandler for Handler {
         self.tasks.push(tokio::spawn(async move {
             match track.kind().await {
                 RtpCodecKind::Audio => {
-                    run_remote_audio(track, media.sink, media.events, media.bot).await;
+                    run_remote_audio(track, media.bot_audio, media.events, media.bot).await;
                 }
                 _ => drain_track(track, media.events, media.bot).await,
             }
@@ -186,7 +187,11 @@ impl Peer {
             .map_err(|e| SmallWebRtcError::webrtc("registering codecs", e))?;
         let registry = register_default_interceptors(Default::default(), &mut media_engine)
             .map_err(|e| SmallWebRtcError::webrtc("registering interceptors", e))?;
+        // No mDNS: the offerer needs none (pipecat's aiortc answers with IP candidates, and
+        // ours carry IPs too), and opening its multicast socket fails outright where there is
+        // no multicast route (a loopback-only namespace or container: `No such device`).
         let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(options.include_loopback)
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(LOCAL_MAX_MESSAGE_SIZE))
             .build();
@@ -353,8 +358,7 @@ impl Peer {
 
     /// Applies the server's answer.
     pub(crate) async fn apply_answer(&self, sdp: String) -> Result<(), SmallWebRtcError> {
-        let answer = RTCSessionDescription::answer(sdp)
-            .map_err(|e| SmallWebRtcError::InvalidAnswer { reason: e.to_string() })?;
+        let answer = answer_description(sdp)?;
         self.pc
             .set_remote_description(answer)
             .await
@@ -441,6 +445,12 @@ async fn read_channel(
         }
     }
     let _ = events.send(PeerEvent::ChannelClosed(generation));
+}
+
+/// The server's answer SDP, parsed (webrtc-rs parses it eagerly).
+pub(crate) fn answer_description(sdp: String) -> Result<RTCSessionDescription, SmallWebRtcError> {
+    RTCSessionDescription::answer(sdp)
+        .map_err(|e| SmallWebRtcError::InvalidAnswer { reason: e.to_string() })
 }
 
 /// The offer without `a=candidate` / `a=end-of-candidates` lines (they are trickled).

@@ -85,6 +85,14 @@ pub(crate) struct CandidateJson {
     pub(crate) sdp_mline_index: u16,
 }
 
+impl CandidateJson {
+    /// The end-of-candidates marker (an empty candidate) is never trickled: the server learns
+    /// nothing from it, and pipecat-ai before 1.7 answers a PATCH holding one with 400.
+    fn is_end_of_candidates(&self) -> bool {
+        self.candidate.trim().is_empty()
+    }
+}
+
 /// Counters of what signalling did, for diagnostics and tests.
 #[derive(Debug, Default)]
 pub(crate) struct SignallingCounters {
@@ -182,7 +190,8 @@ fn port_suffix(u: &url::Url) -> String {
 
 /// Trickles candidates: collects them from `candidates`, waits until the answer gave a
 /// `pc_id`, then every `period` sends what has accumulated as one batch through `send`.
-/// Ends when `candidates` closes (the last batch is still sent) or `pc_id` is dropped.
+/// Ends when `candidates` closes (the last batch is still sent) or `pc_id` is dropped. An
+/// empty end-of-candidates marker is dropped, never sent.
 pub(crate) async fn run_trickle<F, Fut>(
     mut candidates: mpsc::UnboundedReceiver<CandidateJson>,
     mut pc_id: watch::Receiver<Option<String>>,
@@ -201,6 +210,7 @@ pub(crate) async fn run_trickle<F, Fut>(
         }
         tokio::select! {
             c = candidates.recv(), if open => match c {
+                Some(c) if c.is_end_of_candidates() => {}
                 Some(c) => pending.push(c),
                 None => open = false,
             },
@@ -212,6 +222,7 @@ pub(crate) async fn run_trickle<F, Fut>(
     loop {
         tokio::select! {
             c = candidates.recv(), if open => match c {
+                Some(c) if c.is_end_of_candidates() => {}
                 Some(c) => pending.push(c),
                 None => open = false,
             },
@@ -366,6 +377,34 @@ mod tests {
         // The first batch goes at once; later ones on the 200 ms grid, never in between.
         assert_eq!(sent[0].0, answered);
         assert_eq!(sent[1].0 - answered, TRICKLE_PERIOD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trickle_never_sends_an_end_of_candidates_marker() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (id_tx, id_rx) = watch::channel(None);
+        let sent: Sent = Arc::default();
+        let task = tokio::spawn(run_trickle(rx, id_rx, TRICKLE_PERIOD, recorder(sent.clone())));
+        let end = |candidate: &str| CandidateJson {
+            candidate: candidate.into(),
+            sdp_mid: "0".into(),
+            sdp_mline_index: 0,
+        };
+        // Before the answer and after it; alone in a period, and beside a real candidate.
+        tx.send(end("")).unwrap();
+        tx.send(cand(1)).unwrap();
+        id_tx.send(Some("pc-1".into())).unwrap();
+        tokio::time::sleep(TRICKLE_PERIOD * 2).await;
+        tx.send(end(" ")).unwrap();
+        tokio::time::sleep(TRICKLE_PERIOD * 2).await;
+        tx.send(cand(2)).unwrap();
+        tx.send(end("")).unwrap();
+        drop(tx);
+        task.await.unwrap();
+
+        let sent = sent.lock().unwrap();
+        let batches: Vec<&Vec<CandidateJson>> = sent.iter().map(|(_, _, b)| b).collect();
+        assert_eq!(batches, [&vec![cand(1)], &vec![cand(2)]], "no empty candidate, no empty batch");
     }
 
     #[tokio::test(start_paused = true)]

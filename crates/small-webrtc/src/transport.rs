@@ -2,34 +2,34 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipecat_core::media::{MediaDeviceInfo, MediaState};
-use pipecat_core::{
-    ApiRequest, ConnectionParams, DEFAULT_MAX_MESSAGE_SIZE, Transport, TransportError,
-    TransportEventSink,
+use pipecat_core::media::MediaControl;
+use pipecat_core::{ApiRequest, ConnectionParams, Transport, TransportError, TransportEventSink};
+use pipecat_media_engine::{
+    AudioBuilder, AudioOptions, BuildError, MediaEngine, MediaSession, UplinkSpec,
 };
-use pipecat_media::{AudioSink, AudioSource, DeviceSelector};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::audio::{OutSlot, PACKET_DURATION, SEND_FORMAT, SinkSlot, SourceSlot, run_mic};
+use crate::audio::{OpusWire, OutSlot, PACKET_DURATION, SEND_FORMAT};
+use crate::connection::{
+    FALLBACK_MAX_MESSAGE_SIZE, Link, Session, SessionConfig, SessionCounters, Shared,
+};
 use crate::keepalive::{MIC_INDEX, PING_PERIOD, track_status};
-use crate::media_io::{InputChoice, MediaIo, OutputChoice, Side, UplinkConfig};
 use crate::params::{IceServer, SmallWebRtcParams};
 use crate::peer::PeerOptions;
 use crate::recovery::RecoveryConfig;
-use crate::session::{Link, Session, SessionConfig, SessionCounters, Shared};
 use crate::signalling::{Signaller, SignallingCounters};
 
 /// Default time limit of one signalling request (offer or candidates).
 pub const DEFAULT_SIGNALLING_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time limit of the whole connection (offer, answer, data channel open).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time limit of establishing the peer connection (offer, answer, data channel open).
+pub const DEFAULT_PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`SmallWebRtcTransport::disconnect`](Transport::disconnect) waits for the peer
 /// connection to close before it stops waiting.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
@@ -40,17 +40,18 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 /// Build it with [`SmallWebRtcTransport::builder`] and hand it to the client. A transport
 /// carries one session at a time and can run many sessions one after another.
 ///
-/// - **Devices** (feature `devices`): listing ([`Transport::available_mics`],
-///   [`Transport::available_speakers`]), switching mid-session without dropping the session
-///   ([`Transport::update_mic`], [`Transport::update_speaker`], by the ids listed), media
-///   states per device ([`Transport::media_state`]; opened by [`Transport::init_devices`] or
-///   at connect), and device errors as `TransportEvent::DeviceError` on the sink given to
-///   `attach`. A program-given source or sink can be replaced by a device mid-session too.
+/// - **Devices** (feature `devices`): the shared media engine's ([`Transport::media`]):
+///   listing, switching mid-session without dropping the session, media states per device
+///   (opened by `init_devices` or at connect), and device errors as
+///   `TransportEvent::DeviceError` on the sink given to `attach`. A program-given source or
+///   sink can be replaced by a device mid-session too.
+/// - **Mute**: `enable_mic(false)` sends silence at the same pace (as a disabled browser
+///   track) and announces it with `trackStatus`.
 /// - **Tracks**: `TrackStarted` / `TrackStopped` for the local audio (first packet sent;
 ///   source end or session end) and the bot's.
 ///
 /// **Defaults.** With no source (no sink) given, the transport uses the default microphone
-/// (speaker), opened by [`Transport::init_devices`] or at the latest by `connect`. When it
+/// (speaker), opened by `init_devices` or at the latest by `connect`. When it
 /// cannot be opened (no sound card, no permission...), or this crate was built without the
 /// `devices` feature, `init_devices` and `connect` fail with [`TransportError::Media`]
 /// naming the headless alternatives (and the media state becomes `error`, with a
@@ -59,12 +60,12 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use pipecat_media::{AudioFormat, NullSink, SilenceSource};
-/// use pipecat_small_webrtc::{IceServer, SmallWebRtcTransport};
+/// use pipecat_small_webrtc::{AudioBuilder, IceServer, SmallWebRtcTransport};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let transport = SmallWebRtcTransport::builder()
-///     .audio_source(Box::new(SilenceSource::new(AudioFormat::MONO_16K)?))
-///     .audio_sink(Box::new(NullSink::new(AudioFormat::MONO_48K)))
+///     .audio_source(SilenceSource::new(AudioFormat::MONO_16K)?)
+///     .audio_sink(NullSink::new(AudioFormat::MONO_48K))
 ///     .ice_servers(vec![IceServer::new("stun:stun.l.google.com:19302")])
 ///     .build()?;
 /// assert!(transport.stats().pc_id.is_none());
@@ -84,11 +85,8 @@ impl std::fmt::Debug for SmallWebRtcTransport {
 struct Inner {
     config: Config,
     http: reqwest::Client,
-    source: SourceSlot,
-    sink: Arc<SinkSlot>,
-    mic_enabled: Arc<AtomicBool>,
-    /// The devices behind the source and sink, their states and events.
-    media: MediaIo,
+    /// The audio, its devices, their states and events.
+    media: MediaEngine,
     max_message_size: Arc<AtomicUsize>,
     signalling: Arc<SignallingCounters>,
     counters: Arc<SessionCounters>,
@@ -96,7 +94,6 @@ struct Inner {
     session: tokio::sync::Mutex<Option<SessionHandle>>,
     /// The running session's shared state, for the fast paths (send, mic toggles).
     current: std::sync::Mutex<Option<Arc<Shared>>>,
-    attached: std::sync::Mutex<Option<TransportEventSink>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +114,7 @@ struct SessionHandle {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     helpers: Vec<JoinHandle<()>>,
+    media: Option<MediaSession>,
 }
 
 impl SessionHandle {
@@ -131,6 +129,9 @@ impl SessionHandle {
         {
             tracing::warn!("session did not stop in time; aborting it");
             task.abort();
+        }
+        if let Some(media) = self.media.take() {
+            media.stop().await;
         }
     }
 }
@@ -223,7 +224,7 @@ impl SmallWebRtcTransport {
     /// # Errors
     /// [`TransportError::Media`] when the sink fails to close.
     pub async fn close_audio_sink(&self) -> Result<(), TransportError> {
-        self.inner.sink.close().await.map_err(|e| TransportError::Media(e.to_string()))
+        self.inner.media.close_sink().await
     }
 
     fn current(&self) -> Option<Arc<Shared>> {
@@ -253,8 +254,7 @@ impl Transport for SmallWebRtcTransport {
     }
 
     fn attach(&self, events: TransportEventSink) {
-        self.inner.media.attach(events.clone());
-        *self.inner.attached.lock().unwrap_or_else(|p| p.into_inner()) = Some(events);
+        self.inner.media.attach(events);
     }
 
     fn map_start_response(
@@ -279,24 +279,25 @@ impl Transport for SmallWebRtcTransport {
         let params = SmallWebRtcParams::from_connection_params(&params)?;
         let offer = params.resolve(config.offer_url_template.as_deref())?;
         let ice_servers = params.ice_servers.clone().unwrap_or_else(|| config.ice_servers.clone());
-        if !self.inner.media.is_ready() {
-            // No peer connection is made for a session that would have no audio path.
-            self.inner.media.init(false).await?;
-        }
+        // No peer connection is made for a session that would have no audio path.
+        self.inner.media.prepare().await?;
         // One session at a time: a stale one (abandoned connect) goes first.
         self.end_session().await;
 
         let span = tracing::info_span!("small_webrtc", session = events.generation());
+        let mut media = span.in_scope(|| self.inner.media.start_session(events.clone()));
         let shared = Arc::new(Shared {
             events: events.clone(),
             link: tokio::sync::Mutex::new(Link::Connecting),
             pc_id: std::sync::Mutex::new(None),
-            mic_enabled: self.inner.mic_enabled.clone(),
+            mic_enabled: self.inner.media.watch_mic(),
+            bot_audio: media.bot_audio().clone(),
             video_transceivers: config.video_transceivers,
             max_message_size: self.inner.max_message_size.clone(),
             counters: self.inner.counters.clone(),
+            closed: watch::channel(false).0,
         });
-        self.inner.max_message_size.store(DEFAULT_MAX_MESSAGE_SIZE, Ordering::Relaxed);
+        self.inner.max_message_size.store(FALLBACK_MAX_MESSAGE_SIZE, Ordering::Relaxed);
         let signaller = Signaller::new(
             self.inner.http.clone(),
             offer,
@@ -319,15 +320,21 @@ impl Transport for SmallWebRtcTransport {
             },
             shared.clone(),
             signaller,
-            self.inner.sink.clone(),
+            media.bot_audio().clone(),
             out.clone(),
             stop_rx,
         );
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(session.run(ready_tx).instrument(span.clone()));
         let guard = ConnectGuard(Some(stop_tx.clone()));
-        *self.inner.session.lock().await =
-            Some(SessionHandle { stop: stop_tx, task: Some(task), helpers: Vec::new() });
+        let wire = OpusWire::new(out)
+            .map_err(|e| TransportError::media("the Opus encoder could not be created", e))?;
+        *self.inner.session.lock().await = Some(SessionHandle {
+            stop: stop_tx,
+            task: Some(task),
+            helpers: Vec::new(),
+            media: None,
+        });
 
         let result = ready_rx.await.unwrap_or(Err(TransportError::NotConnected));
         if let Err(e) = result {
@@ -337,26 +344,19 @@ impl Transport for SmallWebRtcTransport {
         }
         let keepalive =
             tokio::spawn(shared.clone().run_keepalive(PING_PERIOD).instrument(span.clone()));
-        let mic = tokio::spawn(
-            run_mic(
-                self.inner.source.clone(),
-                out,
-                self.inner.mic_enabled.clone(),
-                events,
-                self.inner.media.attached(),
-            )
-            .instrument(span),
-        );
+        let announcer = tokio::spawn(announce_mic(shared.clone()).instrument(span.clone()));
+        span.in_scope(|| media.start_mic(wire, shared.link_closed()));
         let mut session = self.inner.session.lock().await;
         match session.as_mut() {
             Some(handle) => {
                 handle.helpers.push(keepalive);
-                handle.helpers.push(mic);
+                handle.helpers.push(announcer);
+                handle.media = Some(media);
             }
             // Disconnected while we were finishing: leave nothing running.
             None => {
                 keepalive.abort();
-                mic.abort();
+                announcer.abort();
                 return Err(TransportError::NotConnected);
             }
         }
@@ -379,7 +379,9 @@ impl Transport for SmallWebRtcTransport {
     }
 
     fn bot_interrupted(&self) {
-        self.inner.sink.flush();
+        if let Some(shared) = self.current() {
+            shared.bot_audio.flush();
+        }
     }
 
     async fn disconnect(&self) -> Result<(), TransportError> {
@@ -391,101 +393,34 @@ impl Transport for SmallWebRtcTransport {
         self.inner.max_message_size.load(Ordering::Relaxed)
     }
 
-    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
-        self.inner.mic_enabled.store(enabled, Ordering::Release);
-        if let Some(shared) = self.current() {
-            // Not open (recovering): the next channel announces the state when it opens.
-            shared.send_if_open(&track_status(MIC_INDEX, enabled)).await;
-        }
-        Ok(())
+    fn media(&self) -> Option<&dyn MediaControl> {
+        Some(&self.inner.media)
     }
+}
 
-    fn is_mic_enabled(&self) -> bool {
-        self.inner.mic_enabled.load(Ordering::Acquire)
-    }
-
-    /// Opens what is not open yet: a program-given source or sink becomes `granted`, a
-    /// device (the default ones unless picked) is opened, reporting `initializing`, then
-    /// `granted` or `error` per device, and the device lists. `connect` does this too.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when a device cannot be opened, naming the headless
-    /// alternatives for the default ones.
-    async fn init_devices(&self) -> Result<(), TransportError> {
-        self.inner.media.init(true).await
-    }
-
-    /// The microphones of this machine (feature `devices`). Blocking: a few milliseconds, a
-    /// server round trip with PulseAudio.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when the audio system cannot list devices;
-    /// [`TransportError::Unsupported`] without the `devices` feature.
-    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.inner.media.available(Side::Mic)
-    }
-
-    /// The speakers of this machine (feature `devices`); blocking, as
-    /// [`available_mics`](Transport::available_mics).
-    ///
-    /// # Errors
-    /// As [`available_mics`](Transport::available_mics).
-    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.inner.media.available(Side::Speaker)
-    }
-
-    /// Opens the microphone `device_id` (an id from
-    /// [`available_mics`](Transport::available_mics)) and sends from it from the next frame
-    /// on, mid-session too; replaces a program-given source as well. On failure the current
-    /// source stays in use and a [`TransportEvent::DeviceError`](pipecat_core::TransportEvent::DeviceError)
-    /// is reported too.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when no such device exists or it cannot be opened;
-    /// [`TransportError::Unsupported`] without the `devices` feature.
-    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
-        self.inner.media.update(Side::Mic, device_id).await
-    }
-
-    /// Opens the speaker `device_id` and plays the bot from the next frame on, mid-session
-    /// too.
-    ///
-    /// # Errors
-    /// As [`update_mic`](Transport::update_mic).
-    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
-        self.inner.media.update(Side::Speaker, device_id).await
-    }
-
-    /// The microphone device in use; `None` for a program-given source (or before it opens).
-    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
-        self.inner.media.selected_mic()
-    }
-
-    /// The speaker device in use; `None` for a program-given sink (or before it opens).
-    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
-        self.inner.media.selected_speaker()
-    }
-
-    /// The states of the microphone and speaker (the camera is always `uninitialized`).
-    fn media_state(&self) -> MediaState {
-        self.inner.media.media_state()
+/// Announces every change of the microphone switch to the bot (`trackStatus`), for the
+/// session's life. Not open (recovering): the next channel announces the state when it opens.
+async fn announce_mic(shared: Arc<Shared>) {
+    let mut mic = shared.mic_enabled.clone();
+    mic.mark_unchanged();
+    while mic.changed().await.is_ok() {
+        let enabled = *mic.borrow_and_update();
+        shared.send_if_open(&track_status(MIC_INDEX, enabled)).await;
     }
 }
 
 /// Builds a [`SmallWebRtcTransport`].
 ///
-/// Audio I/O: give a source and a sink ([`audio_source`](Self::audio_source),
-/// [`audio_sink`](Self::audio_sink): WAV files, in-memory PCM, a tone, silence, a null sink),
-/// pick devices (feature `devices`: [`mic_device`](Self::mic_device),
-/// [`speaker_device`](Self::speaker_device)), say that the session has no audio
-/// ([`without_audio`](Self::without_audio)), or leave a side unset for its default device
-/// (see [`SmallWebRtcTransport`] for what happens without one). The last choice per side
-/// wins.
+/// Audio I/O comes from [`AudioBuilder`], the same on every transport: give a source and a
+/// sink (`audio_source`, `audio_sink`: WAV files, in-memory PCM, a tone, silence, a null
+/// sink; any format, converted to 48 kHz mono and encoded as Opus in 20 ms packets), pick
+/// devices (feature `devices`: `mic_device`, `speaker_device`), say that the session has no
+/// audio (`without_audio`: the audio track stays idle, which WebRTC bots accept, and bot
+/// audio is discarded), or leave a side unset for its default device (see
+/// [`SmallWebRtcTransport`] for what happens without one). The last choice per side wins.
+#[derive(Default)]
 pub struct SmallWebRtcTransportBuilder {
-    input: InputChoice,
-    output: OutputChoice,
-    #[cfg(feature = "devices")]
-    devices: Option<pipecat_media::AudioDevices>,
+    audio: AudioOptions,
     ice_servers: Vec<IceServer>,
     udp_addrs: Option<Vec<SocketAddr>>,
     include_loopback: bool,
@@ -496,103 +431,19 @@ pub struct SmallWebRtcTransportBuilder {
     recovery: Option<RecoveryConfig>,
     offer_url_template: Option<String>,
     http: Option<reqwest::Client>,
-    mic_enabled: Option<bool>,
 }
 
 impl std::fmt::Debug for SmallWebRtcTransportBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmallWebRtcTransportBuilder")
-            .field("input", &self.input)
-            .field("output", &self.output)
+            .field("audio", &self.audio)
             .field("ice_servers", &self.ice_servers)
             .field("udp_addrs", &self.udp_addrs)
             .finish_non_exhaustive()
     }
 }
 
-impl Default for SmallWebRtcTransportBuilder {
-    fn default() -> Self {
-        SmallWebRtcTransportBuilder {
-            input: InputChoice::Device(DeviceSelector::Default),
-            output: OutputChoice::Device(DeviceSelector::Default),
-            #[cfg(feature = "devices")]
-            devices: None,
-            ice_servers: Vec::new(),
-            udp_addrs: None,
-            include_loopback: false,
-            video_transceivers: None,
-            wait_for_gathering: None,
-            signalling_timeout: None,
-            connect_timeout: None,
-            recovery: None,
-            offer_url_template: None,
-            http: None,
-            mic_enabled: None,
-        }
-    }
-}
-
 impl SmallWebRtcTransportBuilder {
-    /// The microphone side: any source in any format (it is converted to 48 kHz mono and
-    /// encoded as Opus in 20 ms packets). Paced sources (devices, `paced(true)` generators)
-    /// set the send rate. Default: the default microphone (see [`SmallWebRtcTransport`]).
-    ///
-    /// The source is kept across sessions; [`Transport::update_mic`] can still replace it
-    /// with a microphone.
-    #[must_use]
-    pub fn audio_source(mut self, source: Box<dyn AudioSource>) -> Self {
-        self.input = InputChoice::Source(source);
-        self
-    }
-
-    /// Where bot audio goes (decoded to 48 kHz mono; the sink converts to its own format).
-    /// Default: the default speaker (see [`SmallWebRtcTransport`]).
-    #[must_use]
-    pub fn audio_sink(mut self, sink: Box<dyn AudioSink>) -> Self {
-        self.output = OutputChoice::Sink(sink);
-        self
-    }
-
-    /// A session without audio: nothing is sent on the audio track (it stays idle, which
-    /// WebRTC bots accept) and the bot's audio is discarded. For text-only sessions, tests
-    /// and load generators. Replaces any source, sink or device chosen before.
-    #[must_use]
-    pub fn without_audio(mut self) -> Self {
-        self.input = InputChoice::Silence;
-        self.output = OutputChoice::Discard;
-        self
-    }
-
-    /// The microphone to use, by id (as listed by [`Transport::available_mics`]) or name (an
-    /// exact case-insensitive match, else the first name containing the text), or the
-    /// default one. It is opened by [`Transport::init_devices`] or at connect.
-    #[cfg(feature = "devices")]
-    #[must_use]
-    pub fn mic_device(mut self, selector: DeviceSelector) -> Self {
-        self.input = InputChoice::Device(selector);
-        self
-    }
-
-    /// The speaker to use, by id (as listed by [`Transport::available_speakers`]) or name,
-    /// or the default one. It is opened by [`Transport::init_devices`] or at connect.
-    #[cfg(feature = "devices")]
-    #[must_use]
-    pub fn speaker_device(mut self, selector: DeviceSelector) -> Self {
-        self.output = OutputChoice::Device(selector);
-        self
-    }
-
-    /// The audio devices to list and open microphones with (default: the machine's default
-    /// audio host, created when first needed). Speakers are opened on a device layer of
-    /// their own each (cpal's PulseAudio host cannot run two playback streams on one
-    /// connection, which switching speakers needs).
-    #[cfg(feature = "devices")]
-    #[must_use]
-    pub fn audio_devices(mut self, devices: pipecat_media::AudioDevices) -> Self {
-        self.devices = Some(devices);
-        self
-    }
-
     /// ICE servers used when the connection parameters bring none.
     #[must_use]
     pub fn ice_servers(mut self, servers: Vec<IceServer>) -> Self {
@@ -647,7 +498,7 @@ impl SmallWebRtcTransportBuilder {
     }
 
     /// Time limit of the whole connection: offer, answer, data channel open. Default
-    /// [`DEFAULT_CONNECT_TIMEOUT`].
+    /// [`DEFAULT_PEER_CONNECT_TIMEOUT`].
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
@@ -676,25 +527,18 @@ impl SmallWebRtcTransportBuilder {
         self
     }
 
-    /// Whether the microphone starts enabled (default true).
-    #[must_use]
-    pub fn mic_enabled(mut self, enabled: bool) -> Self {
-        self.mic_enabled = Some(enabled);
-        self
-    }
-
     /// Builds the transport.
     ///
-    /// Devices are not opened here but by [`Transport::init_devices`] or at connect.
+    /// Devices are not opened here but by `init_devices` (see [`Transport::media`]) or at connect.
     ///
     /// # Errors
-    /// [`TransportError::Other`] when the default HTTP client cannot be built (no TLS roots).
-    pub fn build(self) -> Result<SmallWebRtcTransport, TransportError> {
+    /// [`BuildError::HttpClient`] when the default HTTP client cannot be built (no TLS roots).
+    pub fn build(self) -> Result<SmallWebRtcTransport, BuildError> {
         let http = match self.http {
             Some(client) => client,
             None => reqwest::Client::builder()
                 .build()
-                .map_err(|e| TransportError::other("could not build the HTTP client", e))?,
+                .map_err(|e| BuildError::HttpClient(Arc::new(e)))?,
         };
         let config = Config {
             ice_servers: self.ice_servers,
@@ -705,33 +549,33 @@ impl SmallWebRtcTransportBuilder {
             video_transceivers: self.video_transceivers.unwrap_or(true),
             wait_for_gathering: self.wait_for_gathering,
             signalling_timeout: self.signalling_timeout.unwrap_or(DEFAULT_SIGNALLING_TIMEOUT),
-            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_PEER_CONNECT_TIMEOUT),
             recovery: self.recovery.unwrap_or_default(),
             offer_url_template: self.offer_url_template,
         };
-        let ends = MediaIo::build(
-            self.input,
-            self.output,
-            UplinkConfig { format: SEND_FORMAT, frame_duration: PACKET_DURATION },
-            #[cfg(feature = "devices")]
-            self.devices,
-        )
-        .map_err(|e| TransportError::other("could not set up the audio path", e))?;
+        let spec = UplinkSpec {
+            format: SEND_FORMAT,
+            frame_duration: PACKET_DURATION,
+            // WebRTC bots take audio as soon as the track runs.
+            hold_until_ready: None,
+        };
         Ok(SmallWebRtcTransport {
             inner: Arc::new(Inner {
                 config,
                 http,
-                source: Arc::new(tokio::sync::Mutex::new(Some(ends.source))),
-                sink: Arc::new(SinkSlot::new(Some(ends.sink))),
-                mic_enabled: Arc::new(AtomicBool::new(self.mic_enabled.unwrap_or(true))),
-                media: ends.media,
-                max_message_size: Arc::new(AtomicUsize::new(DEFAULT_MAX_MESSAGE_SIZE)),
+                media: MediaEngine::new(self.audio, spec, "small-webrtc")?,
+                max_message_size: Arc::new(AtomicUsize::new(FALLBACK_MAX_MESSAGE_SIZE)),
                 signalling: Arc::default(),
                 counters: Arc::default(),
                 session: tokio::sync::Mutex::new(None),
                 current: std::sync::Mutex::new(None),
-                attached: std::sync::Mutex::new(None),
             }),
         })
+    }
+}
+
+impl AudioBuilder for SmallWebRtcTransportBuilder {
+    fn audio_options(&mut self) -> &mut AudioOptions {
+        &mut self.audio
     }
 }

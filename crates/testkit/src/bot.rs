@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::error::TestkitError;
-use crate::recorder::{EndReason, Recorder};
+use crate::recorder::{EndReason, History, Recorder};
 use crate::script::{
     self, BotReadyMode, ClientMessageRequest, FunctionCallReportLevel, Reply, Script,
     TokenRejection,
@@ -70,6 +70,9 @@ pub(crate) struct BotShared {
     pub(crate) start_sessions: Mutex<HashMap<String, Value>>,
     #[cfg(feature = "webrtc")]
     pub(crate) webrtc: crate::webrtc::Hub,
+    /// What every SmallWebRTC offer is answered with instead of an answer, if anything.
+    #[cfg(feature = "webrtc")]
+    pub(crate) offer_failure: Mutex<Option<(u16, Value)>>,
     addr: SocketAddr,
     sessions: Mutex<Vec<Arc<SessionCore>>>,
     sessions_changed: watch::Sender<usize>,
@@ -97,7 +100,11 @@ impl BotShared {
             plan,
             pc_id,
         );
-        lock(&self.sessions).push(Arc::clone(&io.core));
+        let mut sessions = lock(&self.sessions);
+        // Ended sessions out of the history go with their records.
+        sessions.retain(|core| !core.is_ended() || self.recorder.remembers(core.id()));
+        sessions.push(Arc::clone(&io.core));
+        drop(sessions);
         self.sessions_changed.send_modify(|n| *n += 1);
         io
     }
@@ -130,6 +137,9 @@ pub struct TestBotBuilder {
     script: Script,
     server: ServerConfig,
     record_audio: Duration,
+    history: History,
+    #[cfg(feature = "webrtc")]
+    offer_failure: Option<(u16, Value)>,
 }
 
 impl fmt::Debug for TestBotBuilder {
@@ -160,6 +170,9 @@ impl Default for TestBotBuilder {
                 ice_servers: None,
             },
             record_audio: Duration::from_secs(10),
+            history: History::All,
+            #[cfg(feature = "webrtc")]
+            offer_failure: None,
         }
     }
 }
@@ -303,6 +316,17 @@ impl TestBotBuilder {
         self
     }
 
+    /// Misbehaviour (SmallWebRTC): every offer, on `/api/offer` and `/sessions/{id}/api/offer`,
+    /// is answered with this HTTP status and JSON body instead of an SDP answer: a refusing
+    /// endpoint (`503`), or a malformed answer with status `200`. The offers are still
+    /// recorded ([`Recorder::offers`]); trickle PATCHes are handled as usual. Switch it on
+    /// and off while the bot runs with [`TestBot::set_offer_failure`].
+    #[cfg(feature = "webrtc")]
+    pub fn offer_failure(mut self, status: u16, body: Value) -> Self {
+        self.offer_failure = Some((status, body));
+        self
+    }
+
     /// Misbehaviour: `/start` answers only after this delay.
     pub fn start_delay(mut self, delay: Duration) -> Self {
         self.server.start_delay = Some(delay);
@@ -330,6 +354,13 @@ impl TestBotBuilder {
         self
     }
 
+    /// How much of the sessions it served the bot remembers (default [`History::All`]; a
+    /// long-running bot wants [`History::LastSessions`]).
+    pub fn history(mut self, history: History) -> Self {
+        self.history = history;
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving. Needs a Tokio runtime.
     ///
     /// # Errors
@@ -343,13 +374,15 @@ impl TestBotBuilder {
         let shared = Arc::new(BotShared {
             script: Arc::new(self.script),
             server: self.server,
-            recorder: Recorder::new(self.record_audio),
+            recorder: Recorder::new(self.record_audio, self.history),
             echo,
             tasks: Tasks::default(),
             tokens: Mutex::new(HashMap::new()),
             start_sessions: Mutex::new(HashMap::new()),
             #[cfg(feature = "webrtc")]
             webrtc: crate::webrtc::Hub::default(),
+            #[cfg(feature = "webrtc")]
+            offer_failure: Mutex::new(self.offer_failure),
             addr,
             sessions: Mutex::new(Vec::new()),
             sessions_changed: watch::Sender::new(0),
@@ -432,6 +465,14 @@ impl TestBot {
     /// Turns the audio echo on or off for every session, from now on.
     pub fn set_echo(&self, echo: bool) {
         self.shared.echo.store(echo, Ordering::Relaxed);
+    }
+
+    /// Misbehaviour (SmallWebRTC), from now on: `Some((status, body))` answers every offer
+    /// with that HTTP status and JSON body, as [`TestBotBuilder::offer_failure`] does; `None`
+    /// answers offers normally again. Handy to make a running session's recovery fail.
+    #[cfg(feature = "webrtc")]
+    pub fn set_offer_failure(&self, failure: Option<(u16, Value)>) {
+        *lock(&self.shared.offer_failure) = failure;
     }
 
     /// Every session so far, ended ones included, oldest first.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use hyper_util::rt::TokioIo;
@@ -24,6 +24,11 @@ use crate::bot::BotShared;
 use crate::recorder::{BotEventKind, StartRequest};
 use crate::script::TokenRejection;
 use crate::util::lock;
+
+#[cfg(feature = "webrtc")]
+mod signalling;
+#[cfg(feature = "webrtc")]
+pub(crate) use signalling::Candidate;
 
 /// How long a WebSocket token from `/start` stays valid (the runner's 300 s).
 const TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -44,8 +49,8 @@ pub(crate) fn router(bot: Arc<BotShared>) -> Router {
     #[cfg(feature = "webrtc")]
     if bot.server.transports.contains(&BotTransport::WebRtc) {
         router = router
-            .route("/api/offer", post(webrtc_http::offer).patch(webrtc_http::patch))
-            .route("/sessions/{session_id}/{*path}", any(webrtc_http::sessions_proxy));
+            .route("/api/offer", post(signalling::offer).patch(signalling::patch))
+            .route("/sessions/{session_id}/{*path}", any(signalling::sessions_proxy));
     }
     #[cfg(not(feature = "webrtc"))]
     {
@@ -74,10 +79,7 @@ async fn start(State(bot): State<Arc<BotShared>>, headers: HeaderMap, body: Byte
         .ok()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
-    let header_list: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+    let header_list = header_list(&headers);
     let only = match config.transports.as_slice() {
         [only] => Some(*only),
         _ => None,
@@ -104,6 +106,14 @@ async fn start(State(bot): State<Arc<BotShared>>, headers: HeaderMap, body: Byte
         Ok((value, _)) => axum::Json(value).into_response(),
         Err(response) => *response,
     }
+}
+
+/// Request headers as recorded: names lower-cased, values that are not UTF-8 left out.
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
 }
 
 /// The `/start` answer and the session id it carries, or an error response.
@@ -291,292 +301,9 @@ fn upgrade(bot: Arc<BotShared>, path_token: Option<String>, mut request: Request
     response
 }
 
-/// A FastAPI-style 422 for a body that does not validate.
-fn unprocessable(errors: Vec<Value>) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "detail": errors }))).into_response()
-}
-
-fn field_error(kind: &str, field: &str, msg: &str) -> Value {
-    json!({ "type": kind, "loc": ["body", field], "msg": msg })
-}
-
-/// What every offer body must hold.
-#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
-pub(crate) struct OfferBody {
-    pub(crate) sdp: String,
-    pub(crate) sdp_type: String,
-    pub(crate) pc_id: Option<String>,
-    pub(crate) restart_pc: bool,
-    pub(crate) request_data: Option<Value>,
-    pub(crate) request_data_camel: Option<Value>,
-}
-
-/// Parses an offer body; `Err` holds the validation errors.
-#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
-pub(crate) fn parse_offer(body: &[u8]) -> Result<OfferBody, Vec<Value>> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        vec![json!({"type": "json_invalid", "loc": ["body"], "msg": e.to_string()})]
-    })?;
-    let Some(object) = value.as_object() else {
-        return Err(vec![
-            json!({"type": "dataclass_type", "loc": ["body"], "msg": "Input should be an object"}),
-        ]);
-    };
-    let mut errors = Vec::new();
-    let mut text = |name: &str| match object.get(name) {
-        Some(Value::String(s)) => Some(s.clone()),
-        None => {
-            errors.push(field_error("missing", name, "Field required"));
-            None
-        }
-        Some(_) => {
-            errors.push(field_error("string_type", name, "Input should be a valid string"));
-            None
-        }
-    };
-    let sdp = text("sdp");
-    let sdp_type = text("type");
-    let pc_id = match object.get("pc_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.push(field_error("string_type", "pc_id", "Input should be a valid string"));
-            None
-        }
-    };
-    let restart_pc = match object.get("restart_pc") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            errors.push(field_error("bool_type", "restart_pc", "Input should be a valid boolean"));
-            false
-        }
-    };
-    match (sdp, sdp_type) {
-        (Some(sdp), Some(sdp_type)) if errors.is_empty() => Ok(OfferBody {
-            sdp,
-            sdp_type,
-            pc_id,
-            restart_pc,
-            request_data: object.get("request_data").cloned(),
-            request_data_camel: object.get("requestData").cloned(),
-        }),
-        _ => Err(errors),
-    }
-}
-
-/// One trickled candidate.
-#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
-pub(crate) struct Candidate {
-    pub(crate) candidate: String,
-    pub(crate) sdp_mid: String,
-    pub(crate) sdp_mline_index: u16,
-}
-
-/// Parses a PATCH body. The sessions proxy (`proxy`) builds it by hand, as the runner does:
-/// `candidates` may be absent, and a candidate with an unknown key is an error.
-#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
-pub(crate) fn parse_patch(
-    body: &[u8],
-    proxy: bool,
-) -> Result<(String, Vec<Candidate>), Vec<Value>> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        vec![json!({"type": "json_invalid", "loc": ["body"], "msg": e.to_string()})]
-    })?;
-    let object = value.as_object().ok_or_else(|| {
-        vec![json!({"type": "dataclass_type", "loc": ["body"], "msg": "Input should be an object"})]
-    })?;
-    let pc_id = match object.get("pc_id") {
-        Some(Value::String(s)) => s.clone(),
-        None => return Err(vec![field_error("missing", "pc_id", "Field required")]),
-        Some(_) => {
-            return Err(vec![field_error(
-                "string_type",
-                "pc_id",
-                "Input should be a valid string",
-            )]);
-        }
-    };
-    let list = match object.get("candidates") {
-        Some(Value::Array(list)) => list.as_slice(),
-        None if proxy => &[],
-        None => return Err(vec![field_error("missing", "candidates", "Field required")]),
-        Some(_) => {
-            return Err(vec![field_error(
-                "list_type",
-                "candidates",
-                "Input should be a valid list",
-            )]);
-        }
-    };
-    let mut candidates = Vec::with_capacity(list.len());
-    for item in list {
-        let object = item.as_object();
-        let get = |k: &str| object.and_then(|o| o.get(k));
-        let fields_ok = object.is_some_and(|o| {
-            o.keys().all(|k| matches!(k.as_str(), "candidate" | "sdp_mid" | "sdp_mline_index"))
-        });
-        match (
-            get("candidate").and_then(Value::as_str),
-            get("sdp_mid").and_then(Value::as_str),
-            get("sdp_mline_index").and_then(Value::as_u64).and_then(|i| u16::try_from(i).ok()),
-        ) {
-            (Some(candidate), Some(sdp_mid), Some(index)) if fields_ok || !proxy => candidates
-                .push(Candidate {
-                    candidate: candidate.to_owned(),
-                    sdp_mid: sdp_mid.to_owned(),
-                    sdp_mline_index: index,
-                }),
-            _ => {
-                return Err(vec![json!({
-                    "type": "dataclass_type",
-                    "loc": ["body", "candidates"],
-                    "msg": "each candidate needs candidate, sdp_mid and sdp_mline_index",
-                })]);
-            }
-        }
-    }
-    Ok((pc_id, candidates))
-}
-
-#[cfg(feature = "webrtc")]
-mod webrtc_http {
-    //! The SmallWebRTC signalling routes.
-
-    use super::*;
-    use crate::webrtc::{OfferError, OfferRequest};
-
-    fn answer_json(answer: crate::webrtc::Answer) -> Response {
-        axum::Json(json!({ "sdp": answer.sdp, "type": "answer", "pc_id": answer.pc_id }))
-            .into_response()
-    }
-
-    pub(super) async fn offer(State(bot): State<Arc<BotShared>>, body: Bytes) -> Response {
-        let offer = match parse_offer(&body) {
-            Ok(offer) => offer,
-            Err(errors) => return unprocessable(errors),
-        };
-        // The direct route is a dataclass: only snake_case `request_data` is honoured.
-        let request = OfferRequest {
-            sdp: offer.sdp,
-            sdp_type: offer.sdp_type,
-            pc_id: offer.pc_id,
-            restart_pc: offer.restart_pc,
-            request_data: offer.request_data,
-            start_session: None,
-        };
-        match crate::webrtc::handle_offer(&bot, request).await {
-            Ok(answer) => answer_json(answer),
-            Err(OfferError::Internal(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
-            }
-        }
-    }
-
-    pub(super) async fn patch(State(bot): State<Arc<BotShared>>, body: Bytes) -> Response {
-        let (pc_id, candidates) = match parse_patch(&body, false) {
-            Ok(parsed) => parsed,
-            Err(errors) => return unprocessable(errors),
-        };
-        if crate::webrtc::handle_candidates(&bot, &pc_id, candidates).await {
-            axum::Json(json!({"status": "success"})).into_response()
-        } else {
-            detail(StatusCode::NOT_FOUND, "Peer connection not found")
-        }
-    }
-
-    fn invalid_request() -> Response {
-        (StatusCode::BAD_REQUEST, "Invalid WebRTC request").into_response()
-    }
-
-    /// `/sessions/{id}/...`: a mimic of Pipecat Cloud's proxy, like the runner's.
-    pub(super) async fn sessions_proxy(
-        State(bot): State<Arc<BotShared>>,
-        Path((session_id, path)): Path<(String, String)>,
-        method: Method,
-        body: Bytes,
-    ) -> Response {
-        let Some(stored) = lock(&bot.start_sessions).get(&session_id).cloned() else {
-            return (StatusCode::NOT_FOUND, "Invalid or not-yet-ready session_id").into_response();
-        };
-        if !path.ends_with("api/offer") {
-            return StatusCode::OK.into_response();
-        }
-        if method == Method::POST {
-            let Ok(offer) = parse_offer(&body) else { return invalid_request() };
-            // `request_data or requestData or the /start body`, with Python truthiness.
-            let request_data = [offer.request_data, offer.request_data_camel]
-                .into_iter()
-                .flatten()
-                .find(truthy)
-                .unwrap_or(stored);
-            let request = OfferRequest {
-                sdp: offer.sdp,
-                sdp_type: offer.sdp_type,
-                pc_id: offer.pc_id,
-                restart_pc: offer.restart_pc,
-                request_data: Some(request_data),
-                start_session: Some(session_id),
-            };
-            match crate::webrtc::handle_offer(&bot, request).await {
-                Ok(answer) => answer_json(answer),
-                // The runner's proxy turns every failure into this 400.
-                Err(_) => invalid_request(),
-            }
-        } else if method == Method::PATCH {
-            let Ok((pc_id, candidates)) = parse_patch(&body, true) else {
-                return invalid_request();
-            };
-            if crate::webrtc::handle_candidates(&bot, &pc_id, candidates).await {
-                axum::Json(json!({"status": "success"})).into_response()
-            } else {
-                // The runner's proxy catches the handler's 404 and answers this instead.
-                invalid_request()
-            }
-        } else {
-            StatusCode::OK.into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offer_bodies() {
-        let ok = parse_offer(
-            br#"{"sdp":"v=0","type":"offer","pc_id":null,"restart_pc":null,"requestData":{"a":1}}"#,
-        )
-        .expect("valid");
-        assert_eq!(ok.sdp, "v=0");
-        assert!(ok.pc_id.is_none());
-        assert!(!ok.restart_pc);
-        assert!(ok.request_data.is_none());
-        assert_eq!(ok.request_data_camel, Some(json!({"a": 1})));
-        assert_eq!(parse_offer(br#"{"type":"offer"}"#).err().map(|e| e.len()), Some(1));
-        assert_eq!(parse_offer(br#"{}"#).err().map(|e| e.len()), Some(2));
-        assert!(parse_offer(b"not json").is_err());
-        assert!(parse_offer(b"[1,2]").is_err());
-        assert!(parse_offer(br#"{"sdp":1,"type":"offer"}"#).is_err());
-        assert!(parse_offer(br#"{"sdp":"x","type":"offer","restart_pc":"yes"}"#).is_err());
-    }
-
-    #[test]
-    fn patch_bodies() {
-        let (pc, c) = parse_patch(
-            br#"{"pc_id":"p","candidates":[{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdp_mid":"0","sdp_mline_index":0}]}"#,
-            false,
-        )
-        .expect("valid");
-        assert_eq!(pc, "p");
-        assert_eq!(c.len(), 1);
-        assert!(parse_patch(br#"{"pc_id":"p"}"#, false).is_err());
-        assert!(parse_patch(br#"{"pc_id":"p"}"#, true).is_ok());
-        assert!(parse_patch(br#"{"candidates":[]}"#, true).is_err());
-        assert!(parse_patch(br#"{"pc_id":"p","candidates":[{"candidate":"x"}]}"#, false).is_err());
-        assert!(parse_patch(br#"{"pc_id":"p","candidates":[{"candidate":"","sdp_mid":"0","sdp_mline_index":0,"x":1}]}"#, true).is_err());
-    }
 
     #[test]
     fn python_truthiness() {

@@ -42,12 +42,19 @@
 //! ([`Garbage`]), oversize messages, abrupt close (TCP dropped without a close frame; peer
 //! connection closed without `peerLeft`), fatal errors, arbitrary close codes, `peerLeft`
 //! without leaving, renegotiation requests, a dropped peer connection, close code 4003 (or
-//! HTTP 403) for a bad token, and a failing or slow `/start`.
+//! HTTP 403) for a bad token, a failing or slow `/start`, and SmallWebRTC offers answered with
+//! a canned status and body ([`TestBotBuilder::offer_failure`], [`TestBot::set_offer_failure`]).
+//!
+//! Besides RTVI traffic, the [`Recorder`] keeps what a transport's wire tests check: the
+//! `/start` requests, the SmallWebRTC offers and trickle PATCHes with their JSON bodies and
+//! headers ([`Recorder::offers`], [`Recorder::candidate_patches`]), keepalive pings,
+//! `trackStatus` messages, data channels opening and closing ([`BotEventKind`]).
 //!
 //! ```
 //! use std::time::Duration;
 //! use pipecat_core::{ApiRequest, PipecatClient};
 //! use pipecat_testkit::{BotTransport, Reply, TestBot};
+//! use pipecat_websocket::AudioBuilder;
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -82,14 +89,14 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-// Without the SmallWebRTC answerer some shared plumbing (signalling, pc ids) has no user.
-#![cfg_attr(not(feature = "webrtc"), allow(dead_code, unused_imports))]
 
 mod audio;
 mod bot;
 mod error;
+mod fault;
 mod http;
-mod proto;
+pub mod process_stats;
+pub mod pulseaudio;
 mod recorder;
 mod script;
 mod session;
@@ -100,9 +107,10 @@ mod websocket;
 
 pub use bot::{BotTransport, TestBot, TestBotBuilder};
 pub use error::TestkitError;
+pub use fault::{Fault, FaultProxy};
 pub use recorder::{
-    AudioStats, BotEvent, BotEventKind, EndReason, InvalidInput, InvalidKind, ReceivedMessage,
-    Recorder, SentMessage, StartRequest,
+    AudioStats, BotEvent, BotEventKind, EndReason, History, InvalidInput, InvalidKind,
+    ReceivedMessage, Recorder, SentMessage, SignallingRequest, StartRequest,
 };
 pub use script::{
     BOT_PROTOCOL_VERSION, BotReadyMode, ClientMessageRequest, FunctionCallReportLevel, Reply,

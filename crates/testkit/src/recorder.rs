@@ -1,7 +1,7 @@
 //! What the bot saw and did, for tests to assert on: every message from the client, the
 //! audio it sent, what the bot sent back, and session events. Every wait is bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -181,6 +181,12 @@ pub enum BotEventKind {
         /// Its label (`chat` for the JS and Rust clients).
         label: String,
     },
+    /// A data channel of the client's closed (whoever closed it: the client going away, the
+    /// bot dropping or replacing the peer connection).
+    DataChannelClosed {
+        /// Its label.
+        label: String,
+    },
     /// The client sent a `signalling` `trackStatus` message.
     TrackStatus {
         /// The transceiver index (0 mic, 1 camera, 2 screen).
@@ -292,6 +298,60 @@ impl StartRequest {
     }
 }
 
+/// A SmallWebRTC signalling request the bot received: an offer (`POST /api/offer` or
+/// `/sessions/{id}/api/offer`) or a trickle-ICE `PATCH` on the same routes. Recorded whatever
+/// the answer was (a validation error, a failure from
+/// [`TestBotBuilder::offer_failure`](crate::TestBotBuilder::offer_failure), a 404), once
+/// it was answered.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignallingRequest {
+    /// The session it went to (the one an answered offer created, renegotiated or restarted,
+    /// the one whose `pc_id` a PATCH named), if any.
+    pub session_id: Option<String>,
+    /// When it was answered, since the bot started.
+    pub at: Duration,
+    /// The request path (`/api/offer`, `/sessions/<id>/api/offer`).
+    pub path: String,
+    /// The JSON body as sent (`Value::Null` when it was not JSON).
+    pub body: Value,
+    /// The request headers, names lower-cased. Values that are not UTF-8 are left out.
+    pub headers: Vec<(String, String)>,
+    /// The HTTP status the bot answered with.
+    pub status: u16,
+}
+
+impl SignallingRequest {
+    /// A header's value by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// With a bounded history, how many signalling requests that belong to no session (refused
+/// or failed offers, PATCHes for unknown `pc_id`s) are kept, newest last.
+#[cfg(feature = "webrtc")]
+const MAX_UNATTACHED_SIGNALLING: usize = 64;
+
+/// How much a test bot remembers of the sessions it served (see
+/// [`TestBotBuilder::history`](crate::TestBotBuilder::history)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum History {
+    /// Everything, for the bot's lifetime: what a test inspects afterwards (the default).
+    #[default]
+    All,
+    /// Running sessions, and the last `n` that ended: when one more ends, what the oldest
+    /// recorded (messages, events, invalid input, audio, pings, its session handle) is
+    /// forgotten. `LastSessions(0)` keeps only running sessions: a long-running bot (the
+    /// CLI's `pipecat test-bot`) stays bounded.
+    LastSessions(usize),
+}
+
+/// Start requests a bounded history keeps at least (they outlive their sessions briefly).
+const MIN_STARTS_KEPT: usize = 16;
+
 #[derive(Default)]
 struct State {
     received: Vec<ReceivedMessage>,
@@ -299,9 +359,43 @@ struct State {
     invalid: Vec<InvalidInput>,
     events: Vec<BotEvent>,
     starts: Vec<StartRequest>,
+    offers: Vec<SignallingRequest>,
+    patches: Vec<SignallingRequest>,
     audio: HashMap<String, AudioStats>,
     pcm: HashMap<String, (u32, Vec<i16>)>,
     pings: HashMap<String, u64>,
+    /// Sessions that ended, oldest first (only with a bounded history).
+    ended: VecDeque<String>,
+}
+
+impl State {
+    /// Drops everything recorded for `session_id`.
+    fn forget(&mut self, session_id: &str) {
+        self.received.retain(|m| m.session_id != session_id);
+        self.sent.retain(|m| m.session_id != session_id);
+        self.invalid.retain(|m| m.session_id != session_id);
+        self.events.retain(|e| e.session_id.as_deref() != Some(session_id));
+        self.starts.retain(|s| s.session_id.as_deref() != Some(session_id));
+        self.offers.retain(|s| s.session_id.as_deref() != Some(session_id));
+        self.patches.retain(|s| s.session_id.as_deref() != Some(session_id));
+        self.audio.remove(session_id);
+        self.pcm.remove(session_id);
+        self.pings.remove(session_id);
+    }
+}
+
+/// Drops the oldest requests without a session beyond `keep`.
+#[cfg(feature = "webrtc")]
+fn trim_unattached(list: &mut Vec<SignallingRequest>, keep: usize) {
+    let unattached = list.iter().filter(|r| r.session_id.is_none()).count();
+    let mut excess = unattached.saturating_sub(keep);
+    list.retain(|r| {
+        if excess > 0 && r.session_id.is_none() {
+            excess -= 1;
+            return false;
+        }
+        true
+    });
 }
 
 struct Inner {
@@ -309,6 +403,7 @@ struct Inner {
     state: Mutex<State>,
     version: watch::Sender<u64>,
     pcm_cap: Duration,
+    history: History,
 }
 
 /// The log of everything one test bot saw and did, shared by all its sessions.
@@ -333,15 +428,39 @@ impl fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// An empty log that keeps up to `pcm_cap` of received audio per session.
-    pub(crate) fn new(pcm_cap: Duration) -> Self {
+    /// An empty log that keeps up to `pcm_cap` of received audio per session, and the
+    /// sessions `history` says.
+    pub(crate) fn new(pcm_cap: Duration, history: History) -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 epoch: Instant::now(),
                 state: Mutex::new(State::default()),
                 version: watch::Sender::new(0),
                 pcm_cap,
+                history,
             }),
+        }
+    }
+
+    /// Session `session_id` ended: with a bounded history, what the oldest ended sessions
+    /// beyond it recorded is forgotten.
+    pub(crate) fn session_ended(&self, session_id: &str) {
+        let History::LastSessions(keep) = self.inner.history else { return };
+        let mut state = lock(&self.inner.state);
+        state.ended.push_back(session_id.to_owned());
+        while state.ended.len() > keep {
+            let Some(oldest) = state.ended.pop_front() else { break };
+            state.forget(&oldest);
+        }
+    }
+
+    /// Whether an ended session is still in the history.
+    pub(crate) fn remembers(&self, session_id: &str) -> bool {
+        match self.inner.history {
+            History::All => true,
+            History::LastSessions(_) => {
+                lock(&self.inner.state).ended.iter().any(|id| id == session_id)
+            }
         }
     }
 
@@ -413,9 +532,35 @@ impl Recorder {
     }
 
     pub(crate) fn start_request(&self, mut request: StartRequest) {
+        // A start is not always followed by a session (and a WebSocket session gets an id of
+        // its own): with a bounded history, only the latest starts are kept.
+        let keep = match self.inner.history {
+            History::All => None,
+            History::LastSessions(n) => Some(n.max(MIN_STARTS_KEPT)),
+        };
         self.update(|s, at| {
             request.at = at;
-            s.starts.push(request)
+            s.starts.push(request);
+            if let Some(keep) = keep
+                && s.starts.len() > keep
+            {
+                let excess = s.starts.len() - keep;
+                s.starts.drain(..excess);
+            }
+        });
+    }
+
+    /// Records a SmallWebRTC offer (`patch` false) or trickle PATCH (`patch` true).
+    #[cfg(feature = "webrtc")]
+    pub(crate) fn signalling(&self, patch: bool, mut request: SignallingRequest) {
+        let bounded = self.inner.history != History::All;
+        self.update(|s, at| {
+            request.at = at;
+            let list = if patch { &mut s.patches } else { &mut s.offers };
+            list.push(request);
+            if bounded {
+                trim_unattached(list, MAX_UNATTACHED_SIGNALLING);
+            }
         });
     }
 
@@ -440,6 +585,8 @@ impl Recorder {
         });
     }
 
+    /// Counts a SmallWebRTC keepalive `ping` from the client.
+    #[cfg(feature = "webrtc")]
     pub(crate) fn ping(&self, session_id: &str) {
         self.update(|s, _| *s.pings.entry(session_id.to_owned()).or_default() += 1);
     }
@@ -508,6 +655,18 @@ impl Recorder {
     /// The `POST /start` requests answered.
     pub fn start_requests(&self) -> Vec<StartRequest> {
         lock(&self.inner.state).starts.clone()
+    }
+
+    /// The SmallWebRTC offers received, in order: first offers, renegotiations and restarts
+    /// (`restart_pc`), with their JSON bodies and headers.
+    pub fn offers(&self) -> Vec<SignallingRequest> {
+        lock(&self.inner.state).offers.clone()
+    }
+
+    /// The trickle-ICE `PATCH`es received, in order, with their JSON bodies (`pc_id` and
+    /// `candidates`) and headers.
+    pub fn candidate_patches(&self) -> Vec<SignallingRequest> {
+        lock(&self.inner.state).patches.clone()
     }
 
     /// Audio received over all sessions.
@@ -679,5 +838,52 @@ impl Recorder {
             lock(&r.inner.state).sent.iter().find(|m| m.message_type == message_type).cloned()
         })
         .await
+    }
+}
+
+#[cfg(all(test, feature = "webrtc"))]
+mod tests {
+    use super::*;
+
+    fn request(session_id: Option<&str>) -> SignallingRequest {
+        SignallingRequest {
+            session_id: session_id.map(str::to_owned),
+            at: Duration::ZERO,
+            path: "/api/offer".into(),
+            body: Value::Null,
+            headers: vec![("x-test".into(), "yes".into())],
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn signalling_requests_are_kept_in_order_and_by_kind() {
+        let recorder = Recorder::new(Duration::ZERO, History::All);
+        recorder.signalling(false, request(Some("a")));
+        recorder.signalling(true, request(Some("a")));
+        recorder.signalling(false, request(None));
+        let offers = recorder.offers();
+        assert_eq!(offers.len(), 2);
+        assert_eq!(offers[0].session_id.as_deref(), Some("a"));
+        assert_eq!(offers[1].session_id, None);
+        assert_eq!(offers[0].header("X-Test"), Some("yes"));
+        assert_eq!(recorder.candidate_patches().len(), 1);
+    }
+
+    #[test]
+    fn a_bounded_history_forgets_signalling_with_its_session_and_caps_the_rest() {
+        let recorder = Recorder::new(Duration::ZERO, History::LastSessions(0));
+        recorder.signalling(false, request(Some("a")));
+        recorder.signalling(true, request(Some("a")));
+        recorder.signalling(false, request(Some("b")));
+        recorder.session_ended("a");
+        assert_eq!(recorder.offers().len(), 1);
+        assert!(recorder.candidate_patches().is_empty());
+        for _ in 0..MAX_UNATTACHED_SIGNALLING + 5 {
+            recorder.signalling(false, request(None));
+        }
+        let offers = recorder.offers();
+        assert_eq!(offers.len(), MAX_UNATTACHED_SIGNALLING + 1);
+        assert_eq!(offers[0].session_id.as_deref(), Some("b"), "a session's offer stays");
     }
 }

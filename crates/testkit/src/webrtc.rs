@@ -106,6 +106,11 @@ impl Hub {
         }
     }
 
+    /// The id of the session a `pc_id` (current or replaced) belongs to, while it runs.
+    pub(crate) fn session_of(&self, pc_id: &str) -> Option<String> {
+        self.get(pc_id).map(|entry| entry.core.id().to_owned())
+    }
+
     fn next_pc_id(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!("SmallWebRTCConnection#{n}-{}", uuid::Uuid::new_v4().simple())
@@ -119,7 +124,7 @@ impl Hub {
         for entry in entries {
             if let Some(conn) = entry.take_current() {
                 runtime.spawn(async move {
-                    let _ = conn.pc.close().await;
+                    conn.close().await;
                 });
             }
         }
@@ -252,6 +257,14 @@ struct Conn {
 }
 
 impl Conn {
+    /// Closes the peer connection and lets go of what its handler shares with it (the data
+    /// channel refers back to the connection: kept, the pair would never be freed).
+    async fn close(&self) {
+        let _ = self.pc.close().await;
+        *lock(&self.shared.dc) = None;
+        self.shared.link.send_replace(None);
+    }
+
     async fn write_audio(&self, samples: &[i16]) -> Result<(), String> {
         if !self.shared.connected.load(Ordering::SeqCst) {
             return Ok(());
@@ -384,6 +397,8 @@ async fn run_data_channel(shared: Arc<ConnShared>, dc: Arc<dyn DataChannel>) {
             _ => {}
         }
     }
+    // Closed, or its peer connection went away under it.
+    link.core.recorder().event(Some(link.core.id()), BotEventKind::DataChannelClosed { label });
 }
 
 /// One data-channel message: keepalive, signalling, or RTVI for the session.
@@ -684,7 +699,7 @@ async fn restart(
 ) -> Result<Answer, OfferError> {
     let old_pc_id = entry.core.pc_id().unwrap_or_default();
     if let Some(old) = entry.take_current() {
-        let _ = old.pc.close().await;
+        old.close().await;
     }
     let pc_id = bot.webrtc.next_pc_id();
     let shared = ConnShared::new(pc_id.clone(), bot);
@@ -764,7 +779,7 @@ async fn run_writer(
                 Some(Outbound::End(ending)) => break goodbye(&entry, ending).await,
                 Some(Outbound::DropPeerConnection) => {
                     if let Some(conn) = entry.take_current() {
-                        let _ = conn.pc.close().await;
+                        conn.close().await;
                     }
                 }
                 Some(out) => {
@@ -780,7 +795,7 @@ async fn run_writer(
         }
     };
     if let Some(conn) = entry.take_current() {
-        let _ = conn.pc.close().await;
+        conn.close().await;
     }
     bot.webrtc.remove_entry(&entry);
     core.finished(reason);

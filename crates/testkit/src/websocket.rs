@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use prost::Message as _;
+use pipecat_frames::{FrameError, FrameKind, proto};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -16,7 +16,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::BotTransport;
 use crate::audio;
 use crate::bot::BotShared;
-use crate::proto::{self, frame};
 use crate::recorder::{BotEventKind, EndReason, InvalidKind};
 use crate::session::{AudioPlan, Ending, Garbage, Inbound, Outbound, SessionCore};
 
@@ -32,10 +31,6 @@ pub(crate) const NOT_PROTOBUF: &[u8] = &[0x0f, 0xff, 0x22, 0x10, 0x01];
 /// The audio plan of a WebSocket session.
 pub(crate) fn audio_plan() -> AudioPlan {
     AudioPlan { sample_rate: OUTPUT_SAMPLE_RATE, chunk: OUTPUT_CHUNK, auto_silence: false }
-}
-
-fn frame_bytes(frame: frame::Frame) -> Vec<u8> {
-    proto::Frame { frame: Some(frame) }.encode_to_vec()
 }
 
 /// Writes outbound items as frames; counts frame ids like pipecat does.
@@ -54,15 +49,17 @@ impl Writer {
         match out {
             Outbound::Rtvi(text) => {
                 vec![Message::Binary(
-                    frame_bytes(frame::Frame::Message(proto::MessageFrame { data: text.clone() }))
-                        .into(),
+                    pipecat_frames::encode(FrameKind::Message(proto::MessageFrame {
+                        data: text.clone(),
+                    }))
+                    .into(),
                 )]
             }
             Outbound::Audio(samples) => vec![self.audio(samples)],
             Outbound::Interruption => {
                 let id = self.id();
                 vec![Message::Binary(
-                    frame_bytes(frame::Frame::Interruption(proto::InterruptionFrame {
+                    pipecat_frames::encode(FrameKind::Interruption(proto::InterruptionFrame {
                         id,
                         name: format!("InterruptionFrame#{id}"),
                     }))
@@ -77,7 +74,7 @@ impl Writer {
     fn audio(&mut self, samples: &[i16]) -> Message {
         let id = self.id();
         Message::Binary(
-            frame_bytes(frame::Frame::Audio(proto::AudioRawFrame {
+            pipecat_frames::encode(FrameKind::Audio(proto::AudioRawFrame {
                 id,
                 name: format!("OutputAudioRawFrame#{id}"),
                 audio: audio::to_le_bytes(samples).into(),
@@ -100,11 +97,10 @@ impl Writer {
                     r#"{"label":"rtvi-ai","type":"server-message","data":{"over":"a text frame"}}"#,
                 )]
             }
-            Garbage::EmptyFrame => {
-                vec![Message::Binary(proto::Frame { frame: None }.encode_to_vec().into())]
-            }
+            // A `pipecat.Frame` with nothing set encodes to no bytes at all.
+            Garbage::EmptyFrame => vec![Message::Binary(Vec::new().into())],
             Garbage::BadAudio => vec![Message::Binary(
-                frame_bytes(frame::Frame::Audio(proto::AudioRawFrame {
+                pipecat_frames::encode(FrameKind::Audio(proto::AudioRawFrame {
                     id: 0,
                     name: String::new(),
                     audio: vec![1u8, 2, 3].into(),
@@ -126,18 +122,11 @@ fn handle_binary(
     bytes: &[u8],
 ) {
     let recorder = core.recorder();
-    let frame = match proto::Frame::decode(bytes) {
-        Ok(frame) => frame,
-        Err(e) => {
-            recorder.invalid(core.id(), InvalidKind::UndecodableFrame, e.to_string(), bytes);
-            return;
-        }
-    };
-    match frame.frame {
-        Some(frame::Frame::Message(message)) => {
+    match pipecat_frames::decode(bytes) {
+        Ok(FrameKind::Message(message)) => {
             let _ = inbound.send(Inbound::Text(message.data));
         }
-        Some(frame::Frame::Audio(audio)) => {
+        Ok(FrameKind::Audio(audio)) => {
             let channels = u16::try_from(audio.num_channels).unwrap_or(0);
             if !(1_000..=384_000).contains(&audio.sample_rate) || !(1..=32).contains(&channels) {
                 let detail = format!(
@@ -152,15 +141,16 @@ fn handle_binary(
                 inbound.send(Inbound::Audio { samples, sample_rate: audio.sample_rate, channels });
         }
         // Pushed into the pipeline by the real server; nothing a client would see.
-        Some(frame::Frame::Text(_))
-        | Some(frame::Frame::Transcription(_))
-        | Some(frame::Frame::Interruption(_)) => {}
-        None => recorder.invalid(
+        Ok(FrameKind::Text(_) | FrameKind::Transcription(_) | FrameKind::Interruption(_)) => {}
+        Err(FrameError::Empty) => recorder.invalid(
             core.id(),
             InvalidKind::BadFrame,
             "a Frame with nothing set".into(),
             bytes,
         ),
+        Err(FrameError::Decode(e)) => {
+            recorder.invalid(core.id(), InvalidKind::UndecodableFrame, e.to_string(), bytes);
+        }
     }
 }
 
@@ -267,7 +257,7 @@ mod tests {
 
     #[test]
     fn not_protobuf_really_is_not() {
-        assert!(proto::Frame::decode(NOT_PROTOBUF).is_err());
+        assert!(matches!(pipecat_frames::decode(NOT_PROTOBUF), Err(FrameError::Decode(_))));
     }
 
     #[test]
@@ -286,8 +276,9 @@ mod tests {
     fn audio_frames_look_like_pipecats() {
         let mut writer = Writer { next_id: 0 };
         let Message::Binary(bytes) = writer.audio(&[0; 960]) else { panic!("not binary") };
-        let frame = proto::Frame::decode(&bytes[..]).expect("decodes");
-        let Some(frame::Frame::Audio(audio)) = frame.frame else { panic!("not audio") };
+        let Ok(FrameKind::Audio(audio)) = pipecat_frames::decode(&bytes) else {
+            panic!("not audio")
+        };
         assert_eq!(audio.audio.len(), 1_920);
         assert_eq!(audio.sample_rate, 24_000);
         assert_eq!(audio.num_channels, 1);

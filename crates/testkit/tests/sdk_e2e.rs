@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use pipecat_websocket::AudioBuilder as _;
+
 use pipecat_core::{
     ApiRequest, ClientEvent, Error, EventStream, FunctionCall, PipecatClient, TransportState,
 };

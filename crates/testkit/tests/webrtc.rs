@@ -435,3 +435,86 @@ async fn dropping_the_bot_closes_peer_connections() {
     }
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_and_candidate_patches_are_recorded_with_bodies_headers_and_sessions() {
+    let bot = webrtc_bot().await;
+    let mut client = RtcClient::new().await;
+    let answer = client.negotiate(&bot.offer_url(), Some(("request_data", json!({"u": 1})))).await;
+    let pc_id = answer["pc_id"].as_str().expect("pc_id").to_owned();
+    let patch = json!({"pc_id": pc_id, "candidates": []});
+    let (status, _) = request(reqwest::Method::PATCH, &bot.offer_url(), &patch.to_string()).await;
+    assert_eq!(status, 200);
+    let unknown = json!({"pc_id": "nope", "candidates": []}).to_string();
+    let (status, _) = request(reqwest::Method::PATCH, &bot.offer_url(), &unknown).await;
+    assert_eq!(status, 404);
+    let session = bot.wait_for_session(WAIT).await.expect("session");
+
+    let offers = bot.recorder().offers();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].path, "/api/offer");
+    assert_eq!(offers[0].status, 200);
+    assert_eq!(offers[0].body["type"], "offer");
+    assert_eq!(offers[0].body["request_data"], json!({"u": 1}));
+    assert!(offers[0].body["sdp"].as_str().expect("sdp").starts_with("v=0"));
+    assert_eq!(offers[0].header("Content-Type"), Some("application/json"));
+    assert_eq!(offers[0].session_id.as_deref(), Some(session.id()));
+    let patches = bot.recorder().candidate_patches();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[0].body, patch);
+    assert_eq!(patches[0].session_id.as_deref(), Some(session.id()));
+    assert_eq!((patches[1].status, patches[1].session_id.as_deref()), (404, None));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_failure_answers_every_offer_and_can_be_switched_off() {
+    let bot = TestBot::builder()
+        .transports([BotTransport::WebRtc])
+        .offer_failure(503, json!({"detail": "down"}))
+        .start()
+        .await
+        .expect("bot");
+    let offer = json!({"sdp": "v=0", "type": "offer"});
+    let (status, body) = post_json(&bot.offer_url(), &offer).await;
+    assert_eq!(status, 503);
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("json"), json!({"detail": "down"}));
+    let (_, started) = post_json(&bot.start_url(), &json!({})).await;
+    let id = serde_json::from_str::<Value>(&started).expect("json")["sessionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let session_offer = format!("{}/sessions/{id}/api/offer", bot.base_url());
+    let (status, _) = post_json(&session_offer, &offer).await;
+    assert_eq!(status, 503, "the sessions route too");
+    let statuses: Vec<u16> = bot.recorder().offers().iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [503, 503], "failed offers are recorded");
+
+    // A malformed answer with status 200, set while the bot runs.
+    bot.set_offer_failure(Some((200, json!({"type": "answer"}))));
+    let (status, body) = post_json(&bot.offer_url(), &offer).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"type":"answer"}"#));
+
+    bot.set_offer_failure(None);
+    let mut client = RtcClient::new().await;
+    client.negotiate(&bot.offer_url(), None).await;
+    client.wait_open().await;
+    assert!(bot.wait_for_session(WAIT).await.is_ok(), "offers are answered again");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_data_channel_is_recorded() {
+    let bot = webrtc_bot().await;
+    let (client, _) = connect(&bot, json!({})).await;
+    let session = bot.wait_for_session(WAIT).await.expect("session");
+    client.close().await;
+    let closed = bot
+        .recorder()
+        .wait_for_event("the channel to close", WAIT, |e| {
+            e.kind == BotEventKind::DataChannelClosed { label: "chat".into() }
+        })
+        .await
+        .expect("closed");
+    assert_eq!(closed.session_id.as_deref(), Some(session.id()));
+}

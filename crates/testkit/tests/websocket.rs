@@ -1,4 +1,4 @@
-//! The testkit's WebSocket side and HTTP surface, driven by a raw tokio-tungstenite + prost
+//! The testkit's WebSocket side and HTTP surface, driven by a raw tokio-tungstenite + pipecat-frames
 //! client.
 
 mod common;
@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use pipecat_testkit::{
-    BotEventKind, BotReadyMode, BotTransport, EndReason, Garbage, InvalidKind, Reply, TestBot,
-    TokenRejection,
+    BotEventKind, BotReadyMode, BotTransport, EndReason, Garbage, History, InvalidKind, Reply,
+    TestBot, TokenRejection,
 };
-use prost::Message as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -549,27 +548,19 @@ async fn bad_input_is_answered_like_the_runner_and_never_kills_the_bot() {
             &json!({"label": "other", "type": "client-message", "id": "x", "data": {"t": "ping"}}),
         )
         .await;
-    let frame = common::proto::Frame {
-        frame: Some(common::proto::frame::Frame::Message(common::proto::MessageFrame {
-            data: "{nope".into(),
-        })),
-    };
-    client.send_bytes(frame.encode_to_vec()).await;
+    client.send_bytes(pipecat_frames::encode_message("{nope")).await;
     client.send_bytes(vec![0x0f, 0xff, 0x22, 0x10, 0x01]).await;
     client.send_bytes(vec![]).await;
     client.ws.send_text("hello?").await;
     client
-        .send_bytes(
-            common::proto::Frame {
-                frame: Some(common::proto::frame::Frame::Audio(common::proto::AudioRawFrame {
-                    sample_rate: 0,
-                    num_channels: 0,
-                    audio: vec![1u8, 2, 3].into(),
-                    ..Default::default()
-                })),
-            }
-            .encode_to_vec(),
-        )
+        .send_bytes(pipecat_frames::encode(pipecat_frames::FrameKind::Audio(
+            pipecat_frames::proto::AudioRawFrame {
+                sample_rate: 0,
+                num_channels: 0,
+                audio: vec![1u8, 2, 3].into(),
+                ..Default::default()
+            },
+        )))
         .await;
     client
         .send_json(&rtvi(
@@ -832,4 +823,46 @@ async fn shutdown_and_drop_stop_everything() {
         .iter()
         .any(|e| e.kind == BotEventKind::SessionEnded { reason: EndReason::Shutdown });
     assert!(ended);
+}
+
+/// One session: handshake, a ping, the client leaves; waits until the bot saw the end.
+async fn one_session(bot: &TestBot, n: usize) {
+    let mut client = WsClient::connect(&bot.ws_url()).await;
+    client.handshake().await;
+    client.send_json(&client_message(&format!("m{n}"), "ping", json!({"n": n}))).await;
+    client.next_rtvi().await;
+    drop(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !bot.active_sessions().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the session did not end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_bounded_history_forgets_the_oldest_sessions() {
+    let bot = TestBot::builder()
+        .transports([BotTransport::WebSocket])
+        .history(History::LastSessions(1))
+        .start()
+        .await
+        .unwrap();
+    for n in 0..5 {
+        one_session(&bot, n).await;
+    }
+    let kept: std::collections::HashSet<String> =
+        bot.recorder().messages().into_iter().map(|m| m.session_id).collect();
+    assert_eq!(kept.len(), 1, "one ended session is remembered: {kept:?}");
+    assert_eq!(bot.recorder().client_messages("ping").len(), 1);
+    assert!(bot.sessions().len() <= 2, "{} session handles kept", bot.sessions().len());
+    bot.shutdown().await;
+
+    // The default remembers everything.
+    let bot = ws_bot().await;
+    for n in 0..3 {
+        one_session(&bot, n).await;
+    }
+    assert_eq!(bot.recorder().client_messages("ping").len(), 3);
+    assert_eq!(bot.sessions().len(), 3);
+    bot.shutdown().await;
 }

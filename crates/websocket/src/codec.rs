@@ -3,15 +3,16 @@
 //! RTVI messages ride as JSON text in `MessageFrame.data`; audio is raw PCM16 little-endian in
 //! `AudioRawFrame`, with its rate and channel count; the bot signals a barge-in with an empty
 //! `InterruptionFrame`. These functions are public so that test servers (and curious users)
-//! speak exactly what the transport speaks.
+//! speak exactly what the transport speaks. The plain protobuf framing comes from
+//! `pipecat-frames`, which the testkit's bot shares; this module adds the audio conversion.
 
 use std::time::Duration;
 
+use pipecat_frames::{FrameError, FrameKind as Kind, proto};
 use pipecat_media::{AudioFormat, AudioFrame};
-use prost::Message as _;
 use prost::bytes::Bytes;
 
-use crate::proto::{self, frame::Frame as Kind};
+pub use pipecat_frames::{encode, encode_message};
 
 /// The `name` our audio frames carry, as the JS client does.
 pub const AUDIO_FRAME_NAME: &str = "audio";
@@ -20,12 +21,9 @@ pub const AUDIO_FRAME_NAME: &str = "audio";
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// The bytes are not a protobuf `pipecat.Frame`.
-    #[error("not a protobuf pipecat.Frame: {0}")]
-    Decode(#[from] prost::DecodeError),
-    /// A `pipecat.Frame` with none of its fields set.
-    #[error("empty pipecat.Frame (no frame kind set)")]
-    Empty,
+    /// The bytes are not a `pipecat.Frame`, or one with no kind set.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// An audio frame whose rate, channel count or length is unusable.
     #[error("unusable audio frame: {0}")]
     InvalidAudio(String),
@@ -47,20 +45,9 @@ pub enum CodecError {
 /// ```
 ///
 /// # Errors
-/// [`CodecError::Decode`] for bytes that are not protobuf, [`CodecError::Empty`] for a frame
-/// with no kind set.
+/// [`CodecError::Frame`] for bytes that are not protobuf or a frame with no kind set.
 pub fn decode(bytes: &[u8]) -> Result<Kind, CodecError> {
-    proto::Frame::decode(bytes)?.frame.ok_or(CodecError::Empty)
-}
-
-/// Encodes a frame kind as the bytes of one binary WebSocket message.
-pub fn encode(kind: Kind) -> Vec<u8> {
-    proto::Frame { frame: Some(kind) }.encode_to_vec()
-}
-
-/// Encodes an RTVI message (JSON text) as a `MessageFrame`.
-pub fn encode_message(json: &str) -> Vec<u8> {
-    encode(Kind::Message(proto::MessageFrame { data: json.to_owned() }))
+    Ok(pipecat_frames::decode(bytes)?)
 }
 
 /// Encodes PCM16 audio as an `AudioRawFrame` (id 0, name `"audio"`, no pts).
@@ -116,14 +103,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_round_trip_is_field_4() {
-        let bytes = encode_message("{}");
-        // Field 4 (message), wire type 2: tag byte 0x22.
-        assert_eq!(bytes[0], 0x22);
-        assert!(matches!(decode(&bytes), Ok(Kind::Message(m)) if m.data == "{}"));
-    }
-
-    #[test]
     fn audio_round_trip_keeps_format() {
         let frame =
             AudioFrame::new(vec![0, 1, -1, 300], AudioFormat::MONO_16K, Duration::ZERO).unwrap();
@@ -135,8 +114,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(matches!(decode(&[]), Err(CodecError::Empty)));
-        assert!(matches!(decode(b"\x0a\xff"), Err(CodecError::Decode(_))));
+        assert!(matches!(decode(&[]), Err(CodecError::Frame(FrameError::Empty))));
+        assert!(matches!(decode(b"\x0a\xff"), Err(CodecError::Frame(FrameError::Decode(_)))));
         assert!(matches!(decode(&encode_interruption()), Ok(Kind::Interruption(_))));
         let bad = [
             proto::AudioRawFrame { sample_rate: 0, num_channels: 1, ..Default::default() },

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use pipecat_core::{TransportError, TransportEvent, TransportEventSink};
+use pipecat_media_engine::BotAudioStream;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -19,7 +20,6 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, trace, warn};
 use url::Url;
 
-use crate::audio_down::Downlink;
 use crate::codec::{self, CodecError};
 use crate::params::redact_url;
 use crate::proto::frame::Frame as Kind;
@@ -36,6 +36,9 @@ pub(crate) const MAX_INBOUND_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Time given to the TCP close after the close handshake before the reader gives up on it.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// How long a writer whose send failed waits for the reader to say how the connection ended.
+const WRITE_FAILURE_GRACE: Duration = Duration::from_secs(2);
 
 /// Opens the WebSocket: TCP, TLS for `wss://` with `tls`, then the HTTP upgrade.
 pub(crate) async fn open(
@@ -147,17 +150,28 @@ pub(crate) enum Control {
     Close,
 }
 
+/// When the writer pings, and how long it may fail to write before the connection counts as
+/// lost.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterTiming {
+    /// The keepalive ping interval, if any.
+    pub(crate) keepalive: Option<Duration>,
+    /// How long a write may wait (a server that stopped reading).
+    pub(crate) stall_limit: Duration,
+}
+
 /// Writes RTVI messages (first) and audio to the socket until told to close or the socket
 /// fails. A write failure ends the session as a lost connection.
 pub(crate) async fn writer(
     mut sink: SplitSink<WsStream, Message>,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    mut control: mpsc::Receiver<Control>,
     mut audio: mpsc::Receiver<Vec<u8>>,
-    keepalive: Option<Duration>,
+    timing: WriterTiming,
     state: Arc<ConnectionState>,
     shutdown: watch::Sender<bool>,
     events: TransportEventSink,
 ) {
+    let WriterTiming { keepalive, stall_limit } = timing;
     let mut audio_open = true;
     // Without keepalive the ticker still exists but is never polled.
     let period = keepalive.unwrap_or(Duration::from_secs(3600));
@@ -188,24 +202,46 @@ pub(crate) async fn writer(
                 }
             },
         };
-        if let Err(e) = sink.send(message).await {
-            let error = TransportError::ConnectionLost {
-                code: None,
-                reason: format!("sending on the WebSocket failed: {e}"),
-            };
-            state.report_end(&events, TransportEvent::Failed(error));
-            shutdown.send_replace(true);
+        let sent = match tokio::time::timeout(stall_limit, sink.send(message)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                let error = TransportError::ConnectionLost {
+                    code: None,
+                    reason: format!(
+                        "the server stopped reading: nothing could be written for {stall_limit:?}"
+                    ),
+                };
+                state.report_end(&events, TransportEvent::Failed(error));
+                shutdown.send_replace(true);
+                return;
+            }
+        };
+        if let Err(e) = sent {
+            // A send fails as soon as the server's close frame has been read, so the reader
+            // decides how the connection ended (the close code wins); only if it has not
+            // within the grace period is the failed send the reason.
+            debug!(error = %e, "send failed; waiting for the reader's verdict");
+            let mut ended = shutdown.subscribe();
+            let verdict = tokio::time::timeout(WRITE_FAILURE_GRACE, ended.wait_for(|s| *s));
+            if verdict.await.is_err() {
+                let error = TransportError::ConnectionLost {
+                    code: None,
+                    reason: format!("sending on the WebSocket failed: {e}"),
+                };
+                state.report_end(&events, TransportEvent::Failed(error));
+                shutdown.send_replace(true);
+            }
             return;
         }
     }
 }
 
 /// Reads the socket until it closes: RTVI messages become events, bot audio goes to the
-/// downlink, interruptions flush it. Garbage is reported as warnings and skipped. At the end,
+/// media engine, interruptions flush it. Garbage is reported as warnings and skipped. At the end,
 /// reports how the connection ended and stops the session's other tasks.
 pub(crate) async fn reader(
     mut stream: SplitStream<WsStream>,
-    downlink: Downlink,
+    mut bot_audio: BotAudioStream,
     idle_limit: Option<Duration>,
     state: Arc<ConnectionState>,
     shutdown: watch::Sender<bool>,
@@ -243,13 +279,13 @@ pub(crate) async fn reader(
                 Ok(Kind::Audio(raw)) => match codec::audio_frame(&raw, audio_clock) {
                     Ok(frame) => {
                         audio_clock += frame.duration();
-                        downlink.push(frame, &events);
+                        bot_audio.push(frame);
                     }
                     Err(e) => garbage(&events, &e),
                 },
                 Ok(Kind::Interruption(_)) => {
                     debug!("interruption frame: dropping buffered bot audio");
-                    downlink.flush();
+                    bot_audio.flush();
                 }
                 Ok(Kind::Text(_) | Kind::Transcription(_)) => {
                     debug!("ignored a text/transcription frame (not part of the client protocol)");
@@ -265,8 +301,11 @@ pub(crate) async fn reader(
                 )));
             }
             Ok(Message::Close(frame)) => {
+                // Reported at once: the close code is the verdict, whatever a send does now.
+                let end = close_event(frame.as_ref());
+                state.report_end(&events, end.clone());
                 drain_after_close(&mut stream).await;
-                break close_event(frame.as_ref());
+                break end;
             }
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
             Err(e) => {

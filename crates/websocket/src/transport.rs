@@ -1,28 +1,28 @@
 //! [`WebSocketTransport`]: the [`Transport`] of pipecat's WebSocket protocol, and its builder.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use pipecat_core::media::{MediaDeviceInfo, MediaState};
+use pipecat_core::media::MediaControl;
 use pipecat_core::{
     ApiRequest, ConnectionParams, Transport, TransportError, TransportEvent, TransportEventSink,
 };
-use pipecat_media::{AudioFormat, AudioSink, AudioSource, DeviceSelector};
+use pipecat_media::AudioFormat;
+use pipecat_media_engine::{
+    AudioBuilder, AudioOptions, BuildError, MediaEngine, MediaSession, UplinkSpec, bot_participant,
+};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::audio_down::{self, Downlink};
-use crate::audio_up::{self, TrackSinks, UplinkConfig};
 use crate::codec;
 use crate::connection::{self, ConnectionState, Control};
-use crate::media_io::{InputChoice, MediaIo, OutputChoice, Side};
 use crate::params::{WebSocketParams, redact_url};
-use crate::tracks;
+use crate::uplink::PcmWire;
 
 /// The largest RTVI message the transport sends, in UTF-8 bytes (as the JS transport).
 pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
@@ -37,7 +37,7 @@ pub const DEFAULT_FRAME_DURATION: Duration = Duration::from_millis(20);
 pub const DEFAULT_PRE_READY_BUFFER: Duration = Duration::from_secs(3);
 
 /// The default time limit of the TCP + TLS + WebSocket handshake.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The default time [`Transport::disconnect`] waits for the close handshake.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -50,26 +50,15 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// lost.
 pub const KEEPALIVE_MISSES: u32 = 3;
 
-/// The longest frame duration accepted.
-const MAX_FRAME_DURATION: Duration = Duration::from_secs(1);
+/// RTVI messages queued for the socket writer; a full queue makes `send_message` wait.
+const WRITER_MESSAGE_QUEUE: usize = 16;
+
+/// How long the writer may fail to write anything before the connection counts as lost
+/// without keepalive (with it: the keepalive interval times [`KEEPALIVE_MISSES`]).
+const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Audio queued between the uplink and the socket writer.
 const WRITER_AUDIO_QUEUE: usize = 32;
-
-/// Why a [`WebSocketTransportBuilder`] could not build.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The input sample rate is not usable.
-    #[error("invalid input sample rate {0} Hz")]
-    InvalidSampleRate(u32),
-    /// The frame duration is zero, longer than a second, or shorter than one sample.
-    #[error("invalid audio frame duration {0:?} (must be at least one sample and at most 1 s)")]
-    InvalidFrameDuration(Duration),
-    /// The default TLS configuration could not be built.
-    #[error("TLS configuration failed: {0}")]
-    Tls(String),
-}
 
 /// The WebSocket transport: pipecat's protobuf `pipecat.Frame`s over one WebSocket, RTVI as
 /// JSON inside `MessageFrame`s, and raw PCM16 audio both ways.
@@ -80,21 +69,20 @@ pub enum BuildError {
 ///   certificates checked; give your own [`rustls::ClientConfig`] with
 ///   [`WebSocketTransportBuilder::tls_config`] for private roots. The process-wide rustls
 ///   provider is never used.
-/// - **Audio up**: any [`AudioSource`], or a microphone (feature `devices`), converted to
+/// - **Audio up**: any [`AudioSource`](pipecat_media::AudioSource), or a microphone (feature `devices`), converted to
 ///   PCM16 mono at the bot's input rate (16 kHz by default) in frames of 20 ms
 ///   (configurable). Audio captured before the bot is ready is held back (3 s by default, the
 ///   oldest dropped first) and sent on `bot-ready`. With the microphone disabled
-///   ([`Transport::enable_mic`]) the frames keep flowing as **silence**, like a muted WebRTC
+///   (`enable_mic(false)`) the frames keep flowing as **silence**, like a muted WebRTC
 ///   track, so the bot's input clock does not stall.
-/// - **Audio down**: each bot frame goes to the [`AudioSink`] (or a speaker) in the rate and
+/// - **Audio down**: each bot frame goes to the [`AudioSink`](pipecat_media::AudioSink) (or a speaker) in the rate and
 ///   channel count it declares (sinks convert); an interruption frame or `bot-interrupted`
 ///   flushes it at once.
-/// - **Devices** (feature `devices`): listing ([`Transport::available_mics`],
-///   [`Transport::available_speakers`]), switching mid-session without dropping the session
-///   ([`Transport::update_mic`], [`Transport::update_speaker`], by the ids listed), media
-///   states per device ([`Transport::media_state`]; opened by [`Transport::init_devices`] or
-///   at connect), and device errors as [`TransportEvent::DeviceError`]. A program-given
-///   source or sink can be replaced by a device mid-session too.
+/// - **Devices** (feature `devices`): the shared media engine's ([`Transport::media`]):
+///   listing, switching mid-session without dropping the session, media states per device
+///   (opened by `init_devices` or at connect), and device errors as
+///   [`TransportEvent::DeviceError`]. A program-given source or sink can be replaced by a
+///   device mid-session too.
 /// - **Levels and tracks**: [`TransportEvent::LocalAudioLevel`] (what is sent, after mute) and
 ///   [`TransportEvent::RemoteAudioLevel`] (the bot's audio) about every 100 ms of audio;
 ///   [`TransportEvent::TrackStarted`] / [`TransportEvent::TrackStopped`] for the local audio
@@ -107,7 +95,7 @@ pub enum BuildError {
 ///   [`WebSocketTransportBuilder::keepalive`]). Every task of a session stops when it ends.
 ///
 /// **Defaults.** With no source (no sink) given, the transport uses the default microphone
-/// (speaker), opened by [`Transport::init_devices`] or at the latest by `connect`. When it
+/// (speaker), opened by `init_devices` or at the latest by `connect`. When it
 /// cannot be opened (no sound card, no permission...), or this crate was built without the
 /// `devices` feature, `init_devices` and `connect` fail with [`TransportError::Media`]
 /// naming the headless alternatives (and the microphone's media state becomes `error`, with a
@@ -117,6 +105,7 @@ pub enum BuildError {
 /// ```no_run
 /// use std::time::Duration;
 /// use pipecat_media::{AudioFormat, MemorySink, ToneSource};
+/// use pipecat_media_engine::AudioBuilder;
 /// use pipecat_websocket::WebSocketTransport;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -132,19 +121,13 @@ pub enum BuildError {
 /// ```
 pub struct WebSocketTransport {
     config: Config,
-    source: Arc<Mutex<Box<dyn AudioSource>>>,
-    sink: Arc<Mutex<Box<dyn AudioSink>>>,
-    mic_enabled: Arc<AtomicBool>,
-    media: MediaIo,
+    media: MediaEngine,
     session: StdMutex<Option<Session>>,
 }
 
 impl std::fmt::Debug for WebSocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocketTransport")
-            .field("input_format", &self.config.uplink.format)
-            .field("frame_duration", &self.config.uplink.frame_duration)
-            .field("mic_enabled", &self.mic_enabled.load(Ordering::Relaxed))
             .field("media", &self.media)
             .field("connected", &self.is_connected())
             .finish_non_exhaustive()
@@ -153,7 +136,6 @@ impl std::fmt::Debug for WebSocketTransport {
 
 #[derive(Clone)]
 struct Config {
-    uplink: UplinkConfig,
     connect_timeout: Duration,
     close_timeout: Duration,
     keepalive: Option<Duration>,
@@ -162,10 +144,9 @@ struct Config {
 
 /// One connection and the tasks serving it.
 struct Session {
-    control: mpsc::UnboundedSender<Control>,
-    ready: watch::Sender<bool>,
+    control: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
-    down: Arc<audio_down::Shared>,
+    media: Option<MediaSession>,
     state: Arc<ConnectionState>,
     reader: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -216,7 +197,7 @@ impl WebSocketTransport {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| BuildError::Tls(e.to_string()))?
+            .map_err(|e| BuildError::Tls(Arc::new(e)))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Arc::new(config))
@@ -229,7 +210,7 @@ impl WebSocketTransport {
 
     /// The format audio is sent to the bot in (mono, at the input rate).
     pub fn input_format(&self) -> AudioFormat {
-        self.config.uplink.format
+        self.media.uplink_spec().format
     }
 
     /// Closes the audio sink (a WAV file gets its final header, an in-memory sink's stream
@@ -238,7 +219,7 @@ impl WebSocketTransport {
     /// # Errors
     /// [`TransportError::Media`] when the sink fails to close.
     pub async fn close_audio_sink(&self) -> Result<(), TransportError> {
-        self.sink.lock().await.close().await.map_err(|e| TransportError::Media(e.to_string()))
+        self.media.close_sink().await
     }
 
     fn lock_session(&self) -> MutexGuard<'_, Option<Session>> {
@@ -250,7 +231,8 @@ impl WebSocketTransport {
     async fn stop(&self, mut session: Session) {
         session.state.disconnecting.store(true, Ordering::Release);
         let mut reader_done = false;
-        if !session.reader.is_finished() && session.control.send(Control::Close).is_ok() {
+        // A full queue means the writer is stuck (the server stopped reading): no handshake.
+        if !session.reader.is_finished() && session.control.try_send(Control::Close).is_ok() {
             // The reader ends when the server answers the close (or drops the connection).
             reader_done =
                 tokio::time::timeout(self.config.close_timeout, &mut session.reader).await.is_ok();
@@ -267,6 +249,9 @@ impl WebSocketTransport {
         for task in &mut session.tasks {
             let _ = task.await;
         }
+        if let Some(media) = session.media.take() {
+            media.stop().await;
+        }
     }
 }
 
@@ -278,18 +263,6 @@ impl Transport for WebSocketTransport {
 
     fn attach(&self, events: TransportEventSink) {
         self.media.attach(events);
-    }
-
-    /// Opens the microphone and speaker (the devices chosen, or the defaults) unless already
-    /// open; a program-given source or sink counts as open. Reports `initializing`, then
-    /// `granted` or `error` per device, and the device lists. During a session, it re-opens a
-    /// device that failed.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when a device cannot be opened, naming the headless
-    /// alternatives for the default ones.
-    async fn init_devices(&self) -> Result<(), TransportError> {
-        self.media.init(true).await
     }
 
     fn map_start_response(
@@ -310,10 +283,8 @@ impl Transport for WebSocketTransport {
         events: TransportEventSink,
     ) -> Result<(), TransportError> {
         let url = WebSocketParams::from_connection_params(&params)?.url()?;
-        if !self.media.is_ready() {
-            // No socket is opened for a session that would have no audio path.
-            self.media.init(false).await?;
-        }
+        // No socket is opened for a session that would have no audio path.
+        self.media.prepare().await?;
         let previous = self.lock_session().take();
         if let Some(previous) = previous {
             warn!("connect while a session was open: closing the previous one");
@@ -327,7 +298,7 @@ impl Transport for WebSocketTransport {
                 connection::open(&url, &self.config.tls, self.config.connect_timeout).await?;
             info!("connected");
             // Before the reader starts, so it comes ahead of anything the bot sends.
-            events.emit(TransportEvent::BotConnected(tracks::bot_participant()));
+            events.emit(TransportEvent::BotConnected(bot_participant()));
             let session = self.spawn_session(stream, events.clone());
             *self.lock_session() = Some(session);
             Ok(())
@@ -344,23 +315,28 @@ impl Transport for WebSocketTransport {
             });
         }
         let bytes = codec::encode_message(&message);
-        let guard = self.lock_session();
-        let session = guard.as_ref().ok_or(TransportError::NotConnected)?;
-        if *session.shutdown.borrow() {
-            return Err(TransportError::NotConnected);
-        }
-        session.control.send(Control::Frame(bytes)).map_err(|_| TransportError::NotConnected)
+        let control = {
+            let guard = self.lock_session();
+            let session = guard.as_ref().ok_or(TransportError::NotConnected)?;
+            if *session.shutdown.borrow() {
+                return Err(TransportError::NotConnected);
+            }
+            session.control.clone()
+        };
+        // Bounded: a server that stops reading makes this wait (the client's send timeout
+        // then answers), instead of queueing without limit.
+        control.send(Control::Frame(bytes)).await.map_err(|_| TransportError::NotConnected)
     }
 
     fn bot_ready(&self) {
-        if let Some(session) = self.lock_session().as_ref() {
-            session.ready.send_replace(true);
+        if let Some(media) = self.lock_session().as_ref().and_then(|s| s.media.as_ref()) {
+            media.bot_ready();
         }
     }
 
     fn bot_interrupted(&self) {
-        if let Some(session) = self.lock_session().as_ref() {
-            audio_down::flush_shared(&session.down);
+        if let Some(media) = self.lock_session().as_ref().and_then(|s| s.media.as_ref()) {
+            media.flush_bot_audio();
         }
     }
 
@@ -378,68 +354,8 @@ impl Transport for WebSocketTransport {
         MAX_MESSAGE_SIZE
     }
 
-    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
-        self.mic_enabled.store(enabled, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn is_mic_enabled(&self) -> bool {
-        self.mic_enabled.load(Ordering::Relaxed)
-    }
-
-    /// The microphones of this machine (feature `devices`). Blocking: a few milliseconds, a
-    /// server round trip with PulseAudio.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when the audio system cannot list devices;
-    /// [`TransportError::Unsupported`] without the `devices` feature.
-    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.media.available(Side::Mic)
-    }
-
-    /// The speakers of this machine (feature `devices`); blocking, as
-    /// [`available_mics`](Transport::available_mics).
-    ///
-    /// # Errors
-    /// As [`available_mics`](Transport::available_mics).
-    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
-        self.media.available(Side::Speaker)
-    }
-
-    /// Opens the microphone `device_id` (an id from
-    /// [`available_mics`](Transport::available_mics)) and sends from it from the next frame
-    /// on, mid-session too; replaces a program-given source as well. On failure the current
-    /// source stays in use and a [`TransportEvent::DeviceError`] is reported too.
-    ///
-    /// # Errors
-    /// [`TransportError::Media`] when no such device exists or it cannot be opened;
-    /// [`TransportError::Unsupported`] without the `devices` feature.
-    async fn update_mic(&self, device_id: &str) -> Result<(), TransportError> {
-        self.media.update(Side::Mic, device_id).await
-    }
-
-    /// Opens the speaker `device_id` and plays the bot from the next frame on (audio queued
-    /// for the previous speaker is dropped), mid-session too.
-    ///
-    /// # Errors
-    /// As [`update_mic`](Transport::update_mic).
-    async fn update_speaker(&self, device_id: &str) -> Result<(), TransportError> {
-        self.media.update(Side::Speaker, device_id).await
-    }
-
-    /// The microphone device in use; `None` for a program-given source (or before it opens).
-    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
-        self.media.selected_mic()
-    }
-
-    /// The speaker device in use; `None` for a program-given sink (or before it opens).
-    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
-        self.media.selected_speaker()
-    }
-
-    /// The states of the microphone and speaker (the camera is always `uninitialized`).
-    fn media_state(&self) -> MediaState {
-        self.media.media_state()
+    fn media(&self) -> Option<&dyn MediaControl> {
+        Some(&self.media)
     }
 }
 
@@ -450,18 +366,15 @@ impl WebSocketTransport {
         let (write_half, read_half) = stream.split();
         let state = Arc::new(ConnectionState::default());
         let (shutdown, _) = watch::channel(false);
-        let (ready, ready_rx) = watch::channel(false);
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::channel(WRITER_MESSAGE_QUEUE);
         let (audio_tx, audio_rx) = mpsc::channel(WRITER_AUDIO_QUEUE);
-        let (captured_tx, captured_rx) = audio_up::capture_channel();
-        let (downlink, down_rx, down) = Downlink::new();
-        let transport_events = self.media.attached();
-        let tracks = TrackSinks { session: events.clone(), transport: transport_events.clone() };
+        let mut media = self.media.start_session(events.clone());
+        let bot_audio = media.bot_audio().stream(bot_participant());
 
         let reader = tokio::spawn(
             connection::reader(
                 read_half,
-                downlink,
+                bot_audio,
                 self.config.keepalive.map(|k| k * KEEPALIVE_MISSES),
                 state.clone(),
                 shutdown.clone(),
@@ -482,56 +395,43 @@ impl WebSocketTransport {
                 .instrument(span),
             )
         };
-        let tasks = vec![
-            until_shutdown(Box::pin(connection::writer(
-                write_half,
-                control_rx,
-                audio_rx,
-                self.config.keepalive,
-                state.clone(),
-                shutdown.clone(),
-                events.clone(),
-            ))),
-            until_shutdown(Box::pin(audio_up::capture(
-                self.source.clone(),
-                self.config.uplink,
-                self.mic_enabled.clone(),
-                self.media.selected_mic().is_some(),
-                captured_tx,
-                events.clone(),
-            ))),
-            until_shutdown(Box::pin(audio_up::uplink(
-                captured_rx,
-                ready_rx,
-                audio_tx,
-                self.config.uplink.pre_ready_frames,
-                tracks,
-            ))),
-            until_shutdown(Box::pin(audio_down::run(
-                self.sink.clone(),
-                down_rx,
-                down.clone(),
-                events,
-                transport_events,
-            ))),
-        ];
-        Session { control, ready, shutdown, down, state, reader, tasks }
+        let tasks = vec![until_shutdown(Box::pin(connection::writer(
+            write_half,
+            control_rx,
+            audio_rx,
+            connection::WriterTiming {
+                keepalive: self.config.keepalive,
+                stall_limit: self
+                    .config
+                    .keepalive
+                    .map_or(DEFAULT_WRITE_STALL_LIMIT, |k| k * KEEPALIVE_MISSES),
+            },
+            state.clone(),
+            shutdown.clone(),
+            events,
+        )))];
+        let mut ended = shutdown.subscribe();
+        media.start_mic(PcmWire(audio_tx), async move {
+            let _ = ended.wait_for(|stopped| *stopped).await;
+        });
+        Session { control, shutdown, media: Some(media), state, reader, tasks }
     }
 }
 
 /// Builds a [`WebSocketTransport`].
 ///
-/// Audio I/O: give a source and a sink ([`audio_source`](Self::audio_source),
-/// [`audio_sink`](Self::audio_sink): WAV files, in-memory PCM, a tone, silence, a null sink),
-/// pick devices (feature `devices`: [`mic_device`](Self::mic_device),
-/// [`speaker_device`](Self::speaker_device)), say that the session has no audio
-/// ([`without_audio`](Self::without_audio)), or leave a side unset for its default device
-/// (see [`WebSocketTransport`] for what happens without one). The last choice per side wins.
+/// Audio I/O comes from [`AudioBuilder`], the same on every transport: give a source and a
+/// sink (`audio_source`, `audio_sink`: WAV files, in-memory PCM, a tone, silence, a null
+/// sink), pick devices (feature `devices`: `mic_device`, `speaker_device`), say that the
+/// session has no audio (`without_audio`: nothing is sent up, bot audio is discarded), or
+/// leave a side unset for its default device (see [`WebSocketTransport`] for what happens
+/// without one). The last choice per side wins.
 ///
 /// ```
 /// use std::time::Duration;
 /// use pipecat_core::Transport;
 /// use pipecat_media::{AudioFormat, NullSink, SilenceSource};
+/// use pipecat_media_engine::AudioBuilder;
 /// use pipecat_websocket::WebSocketTransport;
 ///
 /// let transport = WebSocketTransport::builder()
@@ -547,10 +447,7 @@ impl WebSocketTransport {
 /// ```
 #[must_use]
 pub struct WebSocketTransportBuilder {
-    input: InputChoice,
-    output: OutputChoice,
-    #[cfg(feature = "devices")]
-    devices: Option<pipecat_media::AudioDevices>,
+    audio: AudioOptions,
     input_sample_rate: u32,
     frame_duration: Duration,
     pre_ready_buffer: Duration,
@@ -558,20 +455,17 @@ pub struct WebSocketTransportBuilder {
     close_timeout: Duration,
     keepalive: Option<Duration>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    mic_enabled: bool,
 }
 
 impl std::fmt::Debug for WebSocketTransportBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocketTransportBuilder")
-            .field("input", &self.input)
-            .field("output", &self.output)
+            .field("audio", &self.audio)
             .field("input_sample_rate", &self.input_sample_rate)
             .field("frame_duration", &self.frame_duration)
             .field("pre_ready_buffer", &self.pre_ready_buffer)
             .field("connect_timeout", &self.connect_timeout)
             .field("keepalive", &self.keepalive)
-            .field("mic_enabled", &self.mic_enabled)
             .finish_non_exhaustive()
     }
 }
@@ -579,85 +473,19 @@ impl std::fmt::Debug for WebSocketTransportBuilder {
 impl Default for WebSocketTransportBuilder {
     fn default() -> Self {
         WebSocketTransportBuilder {
-            input: InputChoice::Device(DeviceSelector::Default),
-            output: OutputChoice::Device(DeviceSelector::Default),
-            #[cfg(feature = "devices")]
-            devices: None,
+            audio: AudioOptions::default(),
             input_sample_rate: DEFAULT_INPUT_SAMPLE_RATE,
             frame_duration: DEFAULT_FRAME_DURATION,
             pre_ready_buffer: DEFAULT_PRE_READY_BUFFER,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             keepalive: Some(DEFAULT_KEEPALIVE_INTERVAL),
             tls: None,
-            mic_enabled: true,
         }
     }
 }
 
 impl WebSocketTransportBuilder {
-    /// Where the user's audio comes from (any format: it is converted): a
-    /// [`WavFileSource`](pipecat_media::WavFileSource), a
-    /// [`MemorySource`](pipecat_media::MemorySource) fed by the program, a
-    /// [`ToneSource`](pipecat_media::ToneSource), a
-    /// [`SilenceSource`](pipecat_media::SilenceSource), or your own. Default: the default
-    /// microphone (see [`WebSocketTransport`]).
-    ///
-    /// The source is kept across sessions; each session reads it from where the last stopped.
-    /// [`Transport::update_mic`] can still replace it with a microphone.
-    pub fn audio_source(mut self, source: impl AudioSource + 'static) -> Self {
-        self.input = InputChoice::Source(Box::new(source));
-        self
-    }
-
-    /// Where the bot's audio goes (sinks take any format): a
-    /// [`WavFileSink`](pipecat_media::WavFileSink), a
-    /// [`MemorySink`](pipecat_media::MemorySink) read by the program, a
-    /// [`NullSink`](pipecat_media::NullSink), or your own. Default: the default speaker (see
-    /// [`WebSocketTransport`]).
-    pub fn audio_sink(mut self, sink: impl AudioSink + 'static) -> Self {
-        self.output = OutputChoice::Sink(Box::new(sink));
-        self
-    }
-
-    /// A session without audio: paced silence is sent up (the bot's input clock keeps
-    /// running) and the bot's audio is discarded. For text-only sessions, tests and load
-    /// generators. Replaces any source, sink or device chosen before.
-    pub fn without_audio(mut self) -> Self {
-        self.input = InputChoice::Silence;
-        self.output = OutputChoice::Discard;
-        self
-    }
-
-    /// The microphone to use, by id (as listed by [`Transport::available_mics`]) or name (an
-    /// exact case-insensitive match, else the first name containing the text), or the
-    /// default one. It is opened by [`Transport::init_devices`] or at connect.
-    #[cfg(feature = "devices")]
-    pub fn mic_device(mut self, selector: DeviceSelector) -> Self {
-        self.input = InputChoice::Device(selector);
-        self
-    }
-
-    /// The speaker to use, by id (as listed by [`Transport::available_speakers`]) or name, or
-    /// the default one. It is opened by [`Transport::init_devices`] or at connect.
-    #[cfg(feature = "devices")]
-    pub fn speaker_device(mut self, selector: DeviceSelector) -> Self {
-        self.output = OutputChoice::Device(selector);
-        self
-    }
-
-    /// The audio devices to list and open microphones with (default: the machine's default
-    /// audio host, created when first needed). Share one
-    /// [`AudioDevices`](pipecat_media::AudioDevices) with the rest of the program to see the
-    /// same microphone states and events. Speakers are opened on a device layer of their own
-    /// each (cpal's PulseAudio host cannot run two playback streams on one connection, which
-    /// switching speakers needs).
-    #[cfg(feature = "devices")]
-    pub fn audio_devices(mut self, devices: pipecat_media::AudioDevices) -> Self {
-        self.devices = Some(devices);
-        self
-    }
-
     /// The bot pipeline's input rate (`audio_in_sample_rate`); pipecat does not resample
     /// WebSocket input. Default 16 000 Hz.
     pub fn input_sample_rate(mut self, hz: u32) -> Self {
@@ -707,56 +535,36 @@ impl WebSocketTransportBuilder {
         self
     }
 
-    /// Whether the microphone starts enabled. Default `true`.
-    pub fn mic_enabled(mut self, enabled: bool) -> Self {
-        self.mic_enabled = enabled;
-        self
-    }
-
     /// Builds the transport. Devices are not opened here but by
-    /// [`Transport::init_devices`] or at connect.
+    /// `init_devices` (see [`Transport::media`]) or at connect.
     ///
     /// # Errors
     /// [`BuildError`] for an unusable sample rate or frame duration.
     pub fn build(self) -> Result<WebSocketTransport, BuildError> {
-        let format = AudioFormat::new(self.input_sample_rate, 1);
-        format.validate().map_err(|_| BuildError::InvalidSampleRate(self.input_sample_rate))?;
-        if self.frame_duration > MAX_FRAME_DURATION || format.frames_in(self.frame_duration) == 0 {
-            return Err(BuildError::InvalidFrameDuration(self.frame_duration));
-        }
-        let uplink = UplinkConfig {
-            format,
+        let spec = UplinkSpec {
+            format: AudioFormat::new(self.input_sample_rate, 1),
             frame_duration: self.frame_duration,
-            pre_ready_frames: usize::try_from(
-                self.pre_ready_buffer.as_nanos() / self.frame_duration.as_nanos(),
-            )
-            .unwrap_or(usize::MAX),
+            hold_until_ready: Some(self.pre_ready_buffer),
         };
         let tls = match self.tls {
             Some(tls) => tls,
             None => WebSocketTransport::default_tls_config()?,
         };
-        let ends = MediaIo::build(
-            self.input,
-            self.output,
-            uplink,
-            #[cfg(feature = "devices")]
-            self.devices,
-        )
-        .map_err(|_| BuildError::InvalidSampleRate(self.input_sample_rate))?;
         Ok(WebSocketTransport {
             config: Config {
-                uplink,
                 connect_timeout: self.connect_timeout,
                 close_timeout: self.close_timeout,
                 keepalive: self.keepalive,
                 tls,
             },
-            source: Arc::new(Mutex::new(ends.source)),
-            sink: Arc::new(Mutex::new(ends.sink)),
-            mic_enabled: Arc::new(AtomicBool::new(self.mic_enabled)),
-            media: ends.media,
+            media: MediaEngine::new(self.audio, spec, "websocket")?,
             session: StdMutex::new(None),
         })
+    }
+}
+
+impl AudioBuilder for WebSocketTransportBuilder {
+    fn audio_options(&mut self) -> &mut AudioOptions {
+        &mut self.audio
     }
 }

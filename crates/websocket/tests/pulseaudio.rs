@@ -9,153 +9,37 @@
 //! Mid-session the speaker is switched to the null sink "room2" and the echo is checked there,
 //! on the same session.
 //!
-//! The test starts its own `pulseaudio` (own `XDG_RUNTIME_DIR` and `HOME` in a temporary
-//! directory) and stops it afterwards (SIGTERM, SIGKILL after 3 s). cpal finds the server
-//! through the environment, and changing the environment of a running test is unsafe, so the
-//! audio part runs in a child process: this test binary, re-run with the daemon's environment.
-//! It skips, saying why, only when the `pulseaudio` binary is not installed
-//! (`crates/media/scripts/install-pulseaudio.sh`).
+//! The daemon is the testkit's ([`pipecat_testkit::pulseaudio`]); the audio part runs in a
+//! child process in its environment. The test skips, saying why, only when `pulseaudio` is
+//! not installed (`crates/media/scripts/install-pulseaudio.sh`).
 #![cfg(feature = "pulseaudio")]
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const CHILD_ENV: &str = "PIPECAT_WEBSOCKET_PULSE_CHILD";
-/// The daemon's process id, for the child to stop it mid-session.
-const DAEMON_PID_ENV: &str = "PIPECAT_WEBSOCKET_PULSE_PID";
+use pipecat_testkit::pulseaudio::PulseAudio;
+
 const TEST_NAME: &str = "default_devices_through_the_transport_with_pulseaudio";
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-/// A daemon this test started; stopped on drop, even if the test panics.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(binary: &Path, runtime: &Path, home: &Path) -> Daemon {
-        let log = runtime.join("pulseaudio.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary)
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--use-pid-file=no",
-                "--log-target=stderr",
-                "--load=module-null-sink sink_name=voice rate=48000 channels=1",
-                "--load=module-null-sink sink_name=room rate=48000 channels=1",
-                "--load=module-null-sink sink_name=room2 rate=48000 channels=1",
-                "--load=module-native-protocol-unix auth-anonymous=1",
-            ])
-            .env("XDG_RUNTIME_DIR", runtime)
-            .env("HOME", home)
-            .env_remove("PULSE_SERVER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn pulseaudio");
-        let mut daemon = Daemon { child, log };
-        let socket = runtime.join("pulse/native");
-        for _ in 0..100 {
-            if socket.exists() {
-                return daemon;
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("pulseaudio exited early ({status}):\n{}", daemon.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("pulseaudio did not create {} in 10 s:\n{}", socket.display(), daemon.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SIGTERM through kill(1): signalling from Rust directly would need unsafe code.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..30 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn default_devices_through_the_transport_with_pulseaudio() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if PulseAudio::is_child() {
         return child::run();
     }
-    let (Some(pulseaudio), Some(pactl)) = (find_in_path("pulseaudio"), find_in_path("pactl"))
-    else {
+    let Some(daemon) = PulseAudio::start(&["voice", "room", "room2"]).expect("pulseaudio") else {
         println!(
             "SKIPPED {TEST_NAME}: `pulseaudio` and `pactl` are not installed \
              (run crates/media/scripts/install-pulseaudio.sh)"
         );
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let runtime = dir.path().join("run");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::create_dir_all(&home).unwrap();
-    // PulseAudio insists on a private runtime directory.
-    Command::new("chmod").arg("700").arg(&runtime).status().expect("chmod");
-
-    let daemon = Daemon::start(&pulseaudio, &runtime, &home);
     for args in [["set-default-sink", "room"], ["set-default-source", "voice.monitor"]] {
-        let status = Command::new(&pactl)
-            .args(args)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", &home)
-            .env_remove("PULSE_SERVER")
-            .status()
-            .expect("pactl");
-        assert!(status.success(), "pactl {args:?} failed; daemon log:\n{}", daemon.log_text());
+        daemon.pactl(&args).expect("pactl");
     }
-
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env(DAEMON_PID_ENV, daemon.child.id().to_string())
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("HOME", &home)
-        .env_remove("PULSE_SERVER")
-        .spawn()
-        .expect("re-run the test binary");
-    let mut status = None;
-    for _ in 0..900 {
-        if let Some(s) = child.try_wait().expect("wait for the child") {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if let Err(e) = daemon.run_test(TEST_NAME, &[], Duration::from_secs(90)) {
+        panic!("{e}");
     }
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the audio test did not finish in 90 s; daemon log:\n{}", daemon.log_text());
-    };
-    assert!(status.success(), "audio test failed ({status}); daemon log:\n{}", daemon.log_text());
 }
 
 /// The part that runs inside the daemon's environment.
@@ -172,9 +56,9 @@ mod child {
         AudioDevices, AudioFormat, AudioSink, AudioSource, DeviceSelector, DeviceSink,
         DeviceSource, InputConfig, OutputConfig, ToneSource,
     };
-    use pipecat_websocket::WebSocketTransport;
     use pipecat_websocket::codec;
     use pipecat_websocket::proto::frame::Frame as Kind;
+    use pipecat_websocket::{AudioBuilder, WebSocketTransport};
     use tokio_tungstenite::tungstenite::Message;
 
     use super::common::{Events, TestServer};
@@ -264,8 +148,8 @@ mod child {
         let mut events = Events::new();
         transport.attach(events.transport_sink());
 
-        let mics = transport.available_mics().expect("mics");
-        let speakers = transport.available_speakers().expect("speakers");
+        let mics = transport.media().unwrap().available_mics().expect("mics");
+        let speakers = transport.media().unwrap().available_speakers().expect("speakers");
         println!("mics: {mics:?}\nspeakers: {speakers:?}");
         let voice_id = id_ending(&speakers, "voice");
         let room_monitor = id_ending(&mics, "room.monitor");
@@ -273,11 +157,11 @@ mod child {
         let room2_monitor = id_ending(&mics, "room2.monitor");
 
         // The defaults: voice.monitor as the microphone, room as the speaker.
-        transport.init_devices().await.expect("the default devices open");
-        let state = transport.media_state();
+        transport.media().unwrap().init_devices().await.expect("the default devices open");
+        let state = transport.media().unwrap().media_state();
         assert_eq!((&state.mic, &state.speaker), (&DeviceState::Granted, &DeviceState::Granted));
-        let mic = transport.selected_mic().expect("a microphone in use");
-        let speaker = transport.selected_speaker().expect("a speaker in use");
+        let mic = transport.media().unwrap().selected_mic().expect("a microphone in use");
+        let speaker = transport.media().unwrap().selected_speaker().expect("a speaker in use");
         assert!(mic.id.ends_with("voice.monitor") && mic.kind == DeviceKind::Mic, "{mic:?}");
         assert!(speaker.id.ends_with("room") && speaker.kind == DeviceKind::Speaker, "{speaker:?}");
         assert!(mic.is_default && speaker.is_default);
@@ -333,18 +217,21 @@ mod child {
         events.wait(|e| matches!(e, TransportEvent::RemoteAudioLevel(l) if *l > 0.5)).await;
 
         // Switch the speaker mid-session; the session goes on and the echo moves.
-        transport.update_speaker(&room2).await.expect("switch the speaker");
-        assert_eq!(transport.selected_speaker().map(|d| d.id), Some(room2.clone()));
+        transport.media().unwrap().update_speaker(&room2).await.expect("switch the speaker");
+        assert_eq!(
+            transport.media().unwrap().selected_speaker().map(|d| d.id),
+            Some(room2.clone())
+        );
         events.wait(|e| matches!(e, TransportEvent::SpeakerUpdated(d) if d.id == room2)).await;
         // The microphone in use, again: nothing to do.
-        transport.update_mic(&mic.id).await.expect("same microphone");
+        transport.media().unwrap().update_mic(&mic.id).await.expect("same microphone");
         assert!(transport.is_connected());
         let mut ear2 =
             devices.open_input(&DeviceSelector::Id(room2_monitor), ear_config).expect("ear 2");
         let (loud, rate) =
             speak_and_listen(&mut voice, &mut ear2, 660.0, 1500, Duration::from_secs(3)).await;
         check_tone("echo on the switched speaker", &loud, rate, 660.0, 1.2);
-        assert_eq!(transport.media_state().speaker, DeviceState::Granted);
+        assert_eq!(transport.media().unwrap().media_state().speaker, DeviceState::Granted);
 
         // Nothing failed on the way.
         let errors: Vec<_> = events
@@ -356,7 +243,7 @@ mod child {
 
         // The sound server goes away mid-session: both devices fail, reported as typed device
         // errors and `error` states; the session itself goes on.
-        let pid = std::env::var(super::DAEMON_PID_ENV).expect("the daemon's pid");
+        let pid = super::PulseAudio::daemon_pid_from_env().expect("the daemon's pid").to_string();
         let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status();
         assert!(killed.is_ok_and(|s| s.success()), "could not stop the daemon");
         let mut failed = Vec::new();
@@ -370,7 +257,7 @@ mod child {
                 failed.push(error.device);
             }
         }
-        let state = transport.media_state();
+        let state = transport.media().unwrap().media_state();
         assert!(matches!(state.mic, DeviceState::Error { .. }), "{state:?}");
         assert!(matches!(state.speaker, DeviceState::Error { .. }), "{state:?}");
         assert!(transport.is_connected(), "a device failure must not end the session");

@@ -3,6 +3,7 @@
 
 mod common;
 
+use pipecat_websocket::AudioBuilder;
 use std::sync::Arc;
 
 use common::{Events, Liveness, ProbeSource, handshake};

@@ -1,7 +1,16 @@
-//! The WebSocket transport against an in-test tokio-tungstenite server on loopback.
+//! The WebSocket transport's wire, one behaviour per test, against an in-test
+//! tokio-tungstenite server on loopback (`common::TestServer`).
+//!
+//! These tests stay on a raw server rather than the testkit bot: they check the wire itself,
+//! frame by frame (binary protobuf frames and their exact audio format and order, the URI the
+//! handshake asked for, handshakes that stall or are refused with 403, close frames with any
+//! code at any moment, TCP dropped with no close frame, WebSocket pings, garbage that is not
+//! protobuf), which a bot that speaks the protocol correctly cannot show or provoke.
+//! End-to-end behaviour against the testkit bot is in `crates/testkit/tests/sdk_e2e.rs`.
 
 mod common;
 
+use pipecat_websocket::AudioBuilder;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -61,16 +70,20 @@ async fn rtvi_travels_as_binary_protobuf_message_frames() {
 }
 
 #[tokio::test]
-async fn token_is_sent_in_the_query_both_ways() {
+async fn a_token_is_percent_encoded_into_the_query() {
     let mut server = TestServer::start().await;
     let (transport, _) = quiet_transport();
-
     let p: ConnectionParams =
         WebSocketParams::new(server.url("/ws-client")).with_token("t/1 +").into();
     transport.connect(p, Events::new().sink).await.unwrap();
     assert_eq!(server.accept().await.uri, "/ws-client?token=t%2F1%20%2B");
     transport.disconnect().await.unwrap();
+}
 
+#[tokio::test]
+async fn a_token_is_appended_to_an_existing_query() {
+    let mut server = TestServer::start().await;
+    let (transport, _) = quiet_transport();
     let p = params(json!({"wsUrl": server.url("/ws-client?room=a"), "token": "abc"}));
     transport.connect(p, Events::new().sink).await.unwrap();
     assert_eq!(server.accept().await.uri, "/ws-client?room=a&token=abc");
@@ -78,7 +91,7 @@ async fn token_is_sent_in_the_query_both_ways() {
 }
 
 #[tokio::test]
-async fn null_token_and_unknown_keys_are_ignored() {
+async fn a_start_response_with_a_null_token_connects_without_one() {
     let mut server = TestServer::start().await;
     let (transport, _) = quiet_transport();
     // What pipecat's runner answers to POST /start {"transport": "websocket"}.
@@ -89,7 +102,12 @@ async fn null_token_and_unknown_keys_are_ignored() {
     transport.connect(p, Events::new().sink).await.unwrap();
     assert_eq!(server.accept().await.uri, "/ws-client");
     transport.disconnect().await.unwrap();
+}
 
+#[tokio::test]
+async fn unknown_keys_and_an_empty_token_are_ignored() {
+    let mut server = TestServer::start().await;
+    let (transport, _) = quiet_transport();
     let p = params(json!({"ws_url": server.url("/x"), "other": {"deep": [1]}, "token": ""}));
     transport.connect(p, Events::new().sink).await.unwrap();
     assert_eq!(server.accept().await.uri, "/x");
@@ -121,7 +139,7 @@ async fn invalid_params_are_typed_errors() {
 }
 
 #[tokio::test]
-async fn connection_refused_and_handshake_timeout_are_errors() {
+async fn a_refused_connection_is_a_connect_failure() {
     // A port nobody listens on.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -131,7 +149,10 @@ async fn connection_refused_and_handshake_timeout_are_errors() {
     let p: ConnectionParams = WebSocketParams::new(format!("ws://127.0.0.1:{port}/ws")).into();
     let err = transport.connect(p, Events::new().sink).await.unwrap_err();
     assert!(matches!(err, TransportError::ConnectFailed { .. }), "{err:?}");
+}
 
+#[tokio::test]
+async fn a_stalled_handshake_times_out() {
     let server = TestServer::start_with(Mode::Stall).await;
     let transport = common::builder()
         .audio_source(ProbeSource(Arc::new(Liveness::default())))
@@ -238,19 +259,19 @@ async fn muted_microphone_sends_silence() {
     let mut server = TestServer::start().await;
     let (source, mic) = MemorySource::new(AudioFormat::MONO_16K).unwrap();
     let transport = common::builder().audio_source(source).build().unwrap();
-    assert!(transport.is_mic_enabled());
+    assert!(transport.media().unwrap().is_mic_enabled());
     transport.connect(server.params(), Events::new().sink).await.unwrap();
     transport.bot_ready();
     let mut conn = server.accept().await;
 
-    transport.enable_mic(false).await.unwrap();
-    assert!(!transport.is_mic_enabled());
+    transport.media().unwrap().enable_mic(false).await.unwrap();
+    assert!(!transport.media().unwrap().is_mic_enabled());
     mic.push(&[1234; 320]).unwrap();
     let frame = conn.recv_audio().await;
     assert_eq!(frame.samples_per_channel(), 320, "muted audio still flows");
     assert!(frame.samples().iter().all(|&s| s == 0), "muted audio must be silence");
 
-    transport.enable_mic(true).await.unwrap();
+    transport.media().unwrap().enable_mic(true).await.unwrap();
     mic.push(&[1234; 320]).unwrap();
     assert!(conn.recv_audio().await.samples().iter().all(|&s| s == 1234));
     transport.disconnect().await.unwrap();
@@ -331,13 +352,41 @@ async fn bot_interrupted_flushes_the_sink_at_once() {
     transport.bot_interrupted();
     eventually("the sink flushed", || rec.flushes.load(Ordering::SeqCst) == 1).await;
     transport.disconnect().await.unwrap();
-    // Without a session it is a no-op.
-    transport.bot_interrupted();
-    transport.bot_ready();
 }
 
 #[tokio::test]
-async fn normal_close_is_a_bot_disconnect_and_stops_every_task() {
+async fn bot_interrupted_and_bot_ready_without_a_session_are_no_ops() {
+    let mut server = TestServer::start().await;
+    let (transport, rec) = quiet_transport();
+    // Never connected.
+    transport.bot_interrupted();
+    transport.bot_ready();
+    // Connected once, then disconnected.
+    transport.connect(server.params(), Events::new().sink).await.unwrap();
+    let _conn = server.accept().await;
+    transport.disconnect().await.unwrap();
+    transport.bot_interrupted();
+    transport.bot_ready();
+    assert_eq!(rec.flushes.load(Ordering::SeqCst), 0, "no session, nothing to flush");
+}
+
+#[tokio::test]
+async fn a_normal_close_is_a_bot_disconnect_after_the_messages_before_it() {
+    let mut server = TestServer::start().await;
+    let (transport, _) = quiet_transport();
+    let mut events = Events::new();
+    transport.connect(server.params(), events.sink.clone()).await.unwrap();
+    let mut conn = server.accept().await;
+    conn.send_rtvi(json!({"label":"rtvi-ai","type":"bot-stopped-speaking"})).await;
+    conn.close(1000, "").await;
+    assert!(events.wait_message().await.contains("bot-stopped-speaking"));
+    let end = events.wait_end().await;
+    assert!(matches!(end, TransportEvent::BotDisconnected { .. }), "{end:?}");
+    transport.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bot_close_stops_every_session_task_before_the_client_disconnects() {
     let mut server = TestServer::start().await;
     let probe = Arc::new(Liveness::default());
     let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
@@ -345,12 +394,8 @@ async fn normal_close_is_a_bot_disconnect_and_stops_every_task() {
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let mut conn = server.accept().await;
     eventually("audio capture running", || probe.waiting.load(Ordering::SeqCst) == 1).await;
-
-    conn.send_rtvi(json!({"label":"rtvi-ai","type":"bot-stopped-speaking"})).await;
     conn.close(1000, "").await;
-    events.wait_message().await;
-    let end = events.wait_end().await;
-    assert!(matches!(end, TransportEvent::BotDisconnected { .. }), "{end:?}");
+    events.wait_end().await;
     // The session's tasks stop on their own, even before the client disconnects.
     eventually("audio capture stopped", || probe.waiting.load(Ordering::SeqCst) == 0).await;
     assert!(!transport.is_connected());
@@ -478,25 +523,53 @@ async fn messages_over_one_mebibyte_are_refused() {
 }
 
 #[tokio::test]
-async fn disconnect_closes_with_1000_is_idempotent_and_stops_everything() {
+async fn disconnect_closes_with_1000() {
     let mut server = TestServer::start().await;
-    let probe = Arc::new(Liveness::default());
-    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
-    let mut events = Events::new();
-    transport.connect(server.params(), events.sink.clone()).await.unwrap();
+    let (transport, _) = quiet_transport();
+    transport.connect(server.params(), Events::new().sink).await.unwrap();
     let mut conn = server.accept().await;
-    eventually("audio capture running", || probe.waiting.load(Ordering::SeqCst) == 1).await;
     assert!(transport.is_connected());
-
     let (closed, ()) = tokio::join!(conn.expect_close(), async {
         transport.disconnect().await.unwrap();
     });
     assert_eq!(closed, Some(1000));
-    assert_eq!(probe.waiting.load(Ordering::SeqCst), 0, "a task outlived disconnect");
     assert!(!transport.is_connected());
+}
+
+#[tokio::test]
+async fn disconnect_returns_only_once_every_task_stopped() {
+    let mut server = TestServer::start().await;
+    let probe = Arc::new(Liveness::default());
+    let transport = common::builder().audio_source(ProbeSource(probe.clone())).build().unwrap();
+    transport.connect(server.params(), Events::new().sink).await.unwrap();
+    let _conn = server.accept().await;
+    eventually("audio capture running", || probe.waiting.load(Ordering::SeqCst) == 1).await;
+    transport.disconnect().await.unwrap();
+    assert_eq!(probe.waiting.load(Ordering::SeqCst), 0, "a task outlived disconnect");
+}
+
+#[tokio::test]
+async fn disconnect_is_idempotent_and_leaves_nothing_to_send_on() {
+    let mut server = TestServer::start().await;
+    let (transport, _) = quiet_transport();
+    transport.connect(server.params(), Events::new().sink).await.unwrap();
+    let _conn = server.accept().await;
+    transport.disconnect().await.unwrap();
     transport.disconnect().await.unwrap();
     assert!(matches!(transport.send_message("{}".into()).await, Err(TransportError::NotConnected)));
-    // A client-side disconnect is not reported as a bot disconnect or a failure.
+}
+
+#[tokio::test]
+async fn a_client_disconnect_is_neither_a_bot_disconnect_nor_a_failure() {
+    let mut server = TestServer::start().await;
+    let (transport, _) = quiet_transport();
+    let mut events = Events::new();
+    transport.connect(server.params(), events.sink.clone()).await.unwrap();
+    let mut conn = server.accept().await;
+    let (_, ()) = tokio::join!(conn.expect_close(), async {
+        transport.disconnect().await.unwrap();
+    });
+    // Anything the session reported late has had time to arrive.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ends: Vec<_> = events
         .drain()
@@ -537,19 +610,20 @@ async fn dropping_the_transport_stops_its_tasks() {
     eventually("audio capture stopped", || probe.waiting.load(Ordering::SeqCst) == 0).await;
 }
 
-#[tokio::test]
-async fn keepalive_notices_a_silent_server_and_spares_a_live_one() {
-    let mut server = TestServer::start().await;
-    let build = || {
-        common::builder()
-            .audio_source(ProbeSource(Arc::new(Liveness::default())))
-            .keepalive(Some(Duration::from_millis(200)))
-            .build()
-            .unwrap()
-    };
+/// A transport with a 200 ms keepalive.
+fn keepalive_transport() -> WebSocketTransport {
+    common::builder()
+        .audio_source(ProbeSource(Arc::new(Liveness::default())))
+        .keepalive(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap()
+}
 
+#[tokio::test]
+async fn keepalive_pings_spare_a_server_that_answers_them() {
+    let mut server = TestServer::start().await;
     // A server that reads (and so answers pings) keeps the connection.
-    let transport = build();
+    let transport = keepalive_transport();
     let mut events = Events::new();
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let mut conn = server.accept().await;
@@ -568,9 +642,13 @@ async fn keepalive_notices_a_silent_server_and_spares_a_live_one() {
     transport.disconnect().await.unwrap();
     assert!(reader.await.unwrap() >= 3, "pings were not sent");
     assert!(!events.drain().iter().any(|e| matches!(e, TransportEvent::Failed(_))));
+}
 
+#[tokio::test]
+async fn keepalive_ends_the_session_with_a_silent_server() {
+    let mut server = TestServer::start().await;
     // A server that stops reading: three silent intervals end the session.
-    let transport = build();
+    let transport = keepalive_transport();
     let mut events = Events::new();
     transport.connect(server.params(), events.sink.clone()).await.unwrap();
     let _silent = server.accept().await;
@@ -580,4 +658,36 @@ async fn keepalive_notices_a_silent_server_and_spares_a_live_one() {
         "{end:?}"
     );
     transport.disconnect().await.unwrap();
+}
+
+/// With audio going up every 20 ms, a send fails as soon as the server's close frame has been
+/// read; the close code must still decide how the connection ended, every time.
+#[tokio::test]
+async fn a_close_code_wins_over_a_send_failing_while_audio_flows() {
+    let expected = |code: u16, end: &TransportEvent| match code {
+        1000 => matches!(end, TransportEvent::BotDisconnected { .. }),
+        4003 => matches!(end, TransportEvent::Failed(TransportError::Authentication(_))),
+        _ => matches!(
+            end,
+            TransportEvent::Failed(TransportError::ConnectionLost { code: Some(c), .. }) if *c == code
+        ),
+    };
+    for round in 0..3 {
+        for code in [1000, 1011, 4003] {
+            let mut server = TestServer::start().await;
+            let source = ToneSource::new(AudioFormat::MONO_16K, 440.0, 0.3).unwrap().paced(true);
+            let transport = common::builder().audio_source(source).build().unwrap();
+            let mut events = Events::new();
+            transport.connect(server.params(), events.sink.clone()).await.unwrap();
+            let mut conn = server.accept().await;
+            transport.bot_ready();
+            for _ in 0..3 {
+                conn.next_audio().await;
+            }
+            conn.close(code, "closing").await;
+            let end = events.wait_end().await;
+            assert!(expected(code, &end), "round {round}, close {code}: {end:?}");
+            transport.disconnect().await.unwrap();
+        }
+    }
 }

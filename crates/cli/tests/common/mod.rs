@@ -76,9 +76,25 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
 
 /// Runs `pipecat <args>`; kills it after `limit`.
 pub(crate) fn run_cli_within(args: &[&str], limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pipecat"))
-        .args(args)
-        .env("RUST_LOG", "error")
+    run_cli_with_env(args, &[], limit)
+}
+
+/// Runs `pipecat <args>` with these environment variables set (`Some`) or removed (`None`)
+/// on top of the test's own; kills it after `limit`.
+pub(crate) fn run_cli_with_env(
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+    limit: Duration,
+) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipecat"));
+    command.args(args).env("RUST_LOG", "error");
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

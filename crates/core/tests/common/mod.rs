@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pipecat_core::media::{MediaControl, MediaDeviceInfo, MediaState};
 use pipecat_core::rtvi::ClientEnvelope;
 use pipecat_core::{
     ApiRequest, ClientEvent, ConnectionParams, EventStream, Transport, TransportError,
@@ -45,6 +46,10 @@ pub struct FakeState {
     pub connects: AtomicUsize,
     pub disconnects: AtomicUsize,
     pub inits: AtomicUsize,
+    /// The fake has no media at all (`Transport::media` is `None`).
+    pub no_media: std::sync::atomic::AtomicBool,
+    /// The microphone switch of its media.
+    pub mic: std::sync::atomic::AtomicBool,
     pub bot_readies: AtomicUsize,
     pub interruptions: AtomicUsize,
 }
@@ -93,6 +98,8 @@ impl FakeTransport {
             connects: AtomicUsize::new(0),
             disconnects: AtomicUsize::new(0),
             inits: AtomicUsize::new(0),
+            no_media: std::sync::atomic::AtomicBool::new(false),
+            mic: std::sync::atomic::AtomicBool::new(true),
             bot_readies: AtomicUsize::new(0),
             interruptions: AtomicUsize::new(0),
         }))
@@ -105,6 +112,13 @@ impl FakeTransport {
 
     pub fn set_connect(&self, step: Step) {
         *self.0.connect.lock().unwrap() = step;
+    }
+
+    /// A fake without media (`Transport::media` answers `None`).
+    pub fn without_media() -> Self {
+        let fake = Self::default();
+        fake.0.no_media.store(true, Ordering::SeqCst);
+        fake
     }
 
     pub fn set_init(&self, step: Step) {
@@ -233,12 +247,6 @@ impl Transport for FakeTransport {
         *self.0.attach_sink.lock().unwrap() = Some(events);
     }
 
-    async fn init_devices(&self) -> Result<(), TransportError> {
-        self.0.inits.fetch_add(1, Ordering::SeqCst);
-        let step = self.0.init.lock().unwrap().clone();
-        Self::step(step).await
-    }
-
     fn map_start_response(
         &self,
         response: Value,
@@ -300,6 +308,10 @@ impl Transport for FakeTransport {
 
     fn max_message_size(&self) -> usize {
         self.0.max_size.load(Ordering::SeqCst)
+    }
+
+    fn media(&self) -> Option<&dyn MediaControl> {
+        (!self.0.no_media.load(Ordering::SeqCst)).then_some(self as &dyn MediaControl)
     }
 }
 
@@ -394,3 +406,51 @@ pub use TransportState::{
     Authenticated, Authenticating, Connected, Connecting, Disconnected, Disconnecting,
     Error as ErrorState, Idle, Initialized, Initializing, Ready,
 };
+
+/// The fake's media: `init_devices` follows the scripted step; the rest is what a transport
+/// with a program-given source and sink answers.
+#[async_trait]
+impl MediaControl for FakeTransport {
+    async fn init_devices(&self) -> Result<(), TransportError> {
+        self.0.inits.fetch_add(1, Ordering::SeqCst);
+        let step = self.0.init.lock().unwrap().clone();
+        Self::step(step).await
+    }
+
+    async fn enable_mic(&self, enabled: bool) -> Result<(), TransportError> {
+        self.0.mic.store(enabled, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn is_mic_enabled(&self) -> bool {
+        self.0.mic.load(Ordering::SeqCst)
+    }
+
+    fn available_mics(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        Ok(Vec::new())
+    }
+
+    fn available_speakers(&self) -> Result<Vec<MediaDeviceInfo>, TransportError> {
+        Ok(Vec::new())
+    }
+
+    async fn update_mic(&self, _device_id: &str) -> Result<(), TransportError> {
+        Err(TransportError::unsupported("update_mic", "fake"))
+    }
+
+    async fn update_speaker(&self, _device_id: &str) -> Result<(), TransportError> {
+        Err(TransportError::unsupported("update_speaker", "fake"))
+    }
+
+    fn selected_mic(&self) -> Option<MediaDeviceInfo> {
+        None
+    }
+
+    fn selected_speaker(&self) -> Option<MediaDeviceInfo> {
+        None
+    }
+
+    fn media_state(&self) -> MediaState {
+        MediaState::default()
+    }
+}

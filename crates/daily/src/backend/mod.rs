@@ -21,6 +21,8 @@ use crate::envelope::Recipient;
 
 #[cfg(feature = "ffi")]
 pub mod ffi;
+#[cfg(any(feature = "ffi", feature = "sidecar", test))]
+mod requests;
 pub mod scripted;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
@@ -29,6 +31,13 @@ pub use scripted::{ScriptStep, ScriptedBackend, ScriptedHandle};
 
 /// Default time limit of one backend request (leave, send): what Daily's C++ client uses.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Locks a mutex, poisoned or not: a backend must keep working after a panic on another
+/// thread (daily-core's, a reader task's).
+#[cfg(any(feature = "ffi", feature = "sidecar", test))]
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Everything a backend needs to join a room.
 #[derive(Clone, PartialEq)]

@@ -30,12 +30,11 @@
 //! does not outlive this process. While joined, a ping every `health_interval` checks it still
 //! answers; a bridge that stops answering is killed and the call reported lost.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -48,7 +47,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{BackendChannels, BackendError, DailyBackend, JoinFailure, JoinInfo, JoinRequest};
+use super::requests::{Requests, Response};
+use super::{
+    BackendChannels, BackendError, DailyBackend, JoinFailure, JoinInfo, JoinRequest, lock,
+};
 use crate::envelope::{self, Recipient};
 
 /// The bridge protocol version this crate speaks.
@@ -191,19 +193,6 @@ pub struct BridgeHello {
     pub python: String,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The answer to a request.
-enum Reply {
-    Ok(Value),
-    Failed(String),
-    Closed(String),
-}
-
-type Pending = HashMap<u64, oneshot::Sender<Reply>>;
-
 /// Where the bridge's events and audio go while a call is on.
 struct Routes {
     channels: BackendChannels,
@@ -215,13 +204,12 @@ struct Routes {
 struct BridgeShared {
     pid: u32,
     writer: mpsc::Sender<String>,
-    pending: Mutex<Pending>,
-    next_id: AtomicU64,
+    /// The bridge's requests. Their closed state is the bridge's: a request started while it
+    /// closes fails at once instead of waiting for an answer that cannot come.
+    requests: Requests,
     routes: Mutex<Option<Routes>>,
     stderr_tail: Mutex<VecDeque<String>>,
     stderr_lines: usize,
-    closed: AtomicBool,
-    close_reason: Mutex<Option<String>>,
     child: Mutex<Option<Child>>,
 }
 
@@ -232,19 +220,18 @@ impl BridgeShared {
         lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 
+    fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+
     fn closed_reason(&self) -> String {
-        lock(&self.close_reason).clone().unwrap_or_else(|| "the bridge process exited".into())
+        self.requests.closed_reason().unwrap_or_else(|| "the bridge process exited".into())
     }
 
     /// Marks the bridge gone: fails pending requests, tells the call.
     fn close(&self, reason: String) {
-        if self.closed.swap(true, Ordering::SeqCst) {
+        if !self.requests.close(reason.clone()) {
             return;
-        }
-        *lock(&self.close_reason) = Some(reason.clone());
-        let pending: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Reply::Closed(reason.clone()));
         }
         if let Some(routes) = lock(&self.routes).take() {
             routes.channels.closed(reason);
@@ -257,29 +244,15 @@ impl BridgeShared {
         mut fields: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Value, BackendError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BackendError::Closed { reason: self.closed_reason() });
-        }
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        fields.insert("id".into(), id.into());
+        let pending = self.requests.start()?;
+        fields.insert("id".into(), pending.id().into());
         fields.insert("cmd".into(), operation.into());
-        let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
         let line = Value::Object(fields).to_string();
         if self.writer.send(line).await.is_err() {
-            lock(&self.pending).remove(&id);
+            // Dropping `pending` withdraws the request.
             return Err(BackendError::Closed { reason: self.closed_reason() });
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Reply::Ok(value))) => Ok(value),
-            Ok(Ok(Reply::Failed(message))) => Err(BackendError::Request { operation, message }),
-            Ok(Ok(Reply::Closed(reason))) => Err(BackendError::Closed { reason }),
-            Ok(Err(_)) => Err(BackendError::Closed { reason: self.closed_reason() }),
-            Err(_) => {
-                lock(&self.pending).remove(&id);
-                Err(BackendError::Timeout { operation, after: timeout })
-            }
-        }
+        pending.wait(operation, timeout).await
     }
 
     /// SIGTERM, then SIGKILL after `grace` if still running. Does not block the caller.
@@ -428,13 +401,10 @@ impl BridgeProcess {
         let shared = Arc::new(BridgeShared {
             pid,
             writer,
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            requests: Requests::new(),
             routes: Mutex::new(None),
             stderr_tail: Mutex::new(VecDeque::new()),
             stderr_lines: config.stderr_lines.max(1),
-            closed: AtomicBool::new(false),
-            close_reason: Mutex::new(None),
             child: Mutex::new(Some(child)),
         });
         let (hello_tx, hello_rx) = oneshot::channel();
@@ -519,7 +489,7 @@ impl BridgeProcess {
     /// Asks the bridge to leave and exit, then makes sure it did (SIGTERM, SIGKILL).
     pub async fn shutdown(mut self) {
         let grace = self.grace;
-        if !self.shared.closed.load(Ordering::SeqCst) {
+        if !self.shared.is_closed() {
             let _ = self.shared.request("shutdown", Map::new(), grace).await;
         }
         // Exit on request, else SIGTERM, else SIGKILL; the whole group.
@@ -618,6 +588,74 @@ async fn read_stderr(shared: Arc<BridgeShared>, stderr: tokio::process::ChildStd
     }
 }
 
+/// One line of the bridge's stdout, classified (what [`read_stdout`] acts on).
+#[derive(Debug, Clone)]
+pub(crate) enum BridgeLine {
+    /// Not JSON: logged and skipped.
+    NotJson,
+    /// The handshake, or why it is unusable.
+    Hello(Result<BridgeHello, BackendError>),
+    /// The bridge cannot go on.
+    Fatal(String),
+    /// The answer to request `id`: its result, or the error text.
+    Response { id: u64, result: Result<Value, String> },
+    /// A daily-core event (`{"action": …}`).
+    Event(Value),
+    /// Speaker PCM, base64-decoded (little-endian PCM16).
+    Speaker(Vec<u8>),
+    /// Anything else (unknown types, malformed known ones): skipped.
+    Ignored,
+}
+
+/// Classifies one line from the bridge (without its newline, or with it: JSON ignores it).
+pub(crate) fn parse_line(line: &[u8]) -> BridgeLine {
+    let Ok(message) = serde_json::from_slice::<Value>(line) else {
+        return BridgeLine::NotJson;
+    };
+    match message.get("type").and_then(Value::as_str) {
+        Some("hello") => {
+            BridgeLine::Hello(serde_json::from_value::<BridgeHello>(message.clone()).map_err(
+                |_| BackendError::ProtocolMismatch {
+                    expected: PROTOCOL_VERSION,
+                    found: message.get("protocol").map_or_else(|| "none".into(), Value::to_string),
+                },
+            ))
+        }
+        Some("fatal") => BridgeLine::Fatal(
+            message.get("error").and_then(Value::as_str).unwrap_or("unknown").to_owned(),
+        ),
+        Some("response") => match response(&message) {
+            Some((id, result)) => BridgeLine::Response { id, result },
+            None => BridgeLine::Ignored,
+        },
+        Some("event") => match message.get("event") {
+            Some(event) => BridgeLine::Event(event.clone()),
+            None => BridgeLine::Ignored,
+        },
+        Some("speaker") => {
+            let Some(pcm) = message.get("pcm").and_then(Value::as_str) else {
+                return BridgeLine::Ignored;
+            };
+            match base64::engine::general_purpose::STANDARD.decode(pcm) {
+                Ok(bytes) => BridgeLine::Speaker(bytes),
+                Err(_) => BridgeLine::Ignored,
+            }
+        }
+        _ => BridgeLine::Ignored,
+    }
+}
+
+/// The speaker frame of `pcm` in `format`, stamped after the `samples_so_far` samples already
+/// delivered; `None` for PCM that is not whole frames of that format.
+pub(crate) fn speaker_frame(
+    pcm: &[u8],
+    format: AudioFormat,
+    samples_so_far: u64,
+) -> Option<AudioFrame> {
+    let ts = format.duration_of_samples(usize::try_from(samples_so_far).unwrap_or(usize::MAX));
+    AudioFrame::from_le_bytes(pcm, format, ts).ok()
+}
+
 async fn read_stdout(
     shared: Arc<BridgeShared>,
     stdout: tokio::process::ChildStdout,
@@ -635,28 +673,16 @@ async fn read_stdout(
             }
             Ok(None) | Err(_) => break,
         }
-        let Ok(message) = serde_json::from_slice::<Value>(&buf) else {
-            tracing::warn!(target: "pipecat_daily::bridge", "ignoring a line from the bridge that is not JSON");
-            continue;
-        };
-        match message.get("type").and_then(Value::as_str) {
-            Some("hello") => {
+        match parse_line(&buf) {
+            BridgeLine::NotJson => {
+                tracing::warn!(target: "pipecat_daily::bridge", "ignoring a line from the bridge that is not JSON");
+            }
+            BridgeLine::Hello(parsed) => {
                 if let Some(tx) = hello.take() {
-                    let parsed =
-                        serde_json::from_value::<BridgeHello>(message.clone()).map_err(|_| {
-                            BackendError::ProtocolMismatch {
-                                expected: PROTOCOL_VERSION,
-                                found: message
-                                    .get("protocol")
-                                    .map_or_else(|| "none".into(), Value::to_string),
-                            }
-                        });
                     let _ = tx.send(parsed);
                 }
             }
-            Some("fatal") => {
-                let error =
-                    message.get("error").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            BridgeLine::Fatal(error) => {
                 if let Some(tx) = hello.take() {
                     let _ = tx.send(Err(BackendError::Unavailable {
                         backend: NAME,
@@ -665,45 +691,27 @@ async fn read_stdout(
                 }
                 shared.close(format!("the bridge failed: {error}"));
             }
-            Some("response") => {
-                let Some(id) = message.get("id").and_then(Value::as_u64) else { continue };
-                let Some(tx) = lock(&shared.pending).remove(&id) else { continue };
-                let result = if message.get("ok").and_then(Value::as_bool) == Some(true) {
-                    Reply::Ok(message.get("result").cloned().unwrap_or(Value::Null))
-                } else {
-                    Reply::Failed(match message.get("error") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => "unknown error".into(),
-                    })
-                };
-                let _ = tx.send(result);
+            BridgeLine::Response { id, result } => {
+                // An answer nobody waits for (given up, or no request of ours) is dropped.
+                shared.requests.complete(id, result);
             }
-            Some("event") => {
-                if let (Some(event), Some(routes)) =
-                    (message.get("event"), lock(&shared.routes).as_ref())
-                {
-                    routes.channels.event(event.clone());
+            BridgeLine::Event(event) => {
+                if let Some(routes) = lock(&shared.routes).as_ref() {
+                    routes.channels.event(event);
                 }
             }
-            Some("speaker") => {
-                let Some(pcm) = message.get("pcm").and_then(Value::as_str) else { continue };
-                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(pcm) else {
-                    continue;
-                };
+            BridgeLine::Speaker(bytes) => {
                 let mut routes = lock(&shared.routes);
-                if let Some(routes) = routes.as_mut() {
-                    let format = routes.speaker_format;
-                    let ts = format.duration_of_samples(
-                        usize::try_from(routes.speaker_samples).unwrap_or(usize::MAX),
-                    );
-                    if let Ok(frame) = AudioFrame::from_le_bytes(&bytes, format, ts) {
-                        routes.speaker_samples += frame.samples().len() as u64;
-                        routes.channels.speaker(frame);
-                    }
+                if let Some(routes) = routes.as_mut()
+                    && let Some(frame) =
+                        speaker_frame(&bytes, routes.speaker_format, routes.speaker_samples)
+                {
+                    routes.speaker_samples =
+                        routes.speaker_samples.saturating_add(frame.samples().len() as u64);
+                    routes.channels.speaker(frame);
                 }
             }
-            _ => {}
+            BridgeLine::Ignored => {}
         }
     }
     // The process closed its stdout: it is exiting.
@@ -717,6 +725,22 @@ async fn read_stdout(
         format!("the bridge process exited: {tail}")
     };
     shared.close(reason);
+}
+
+/// A `response` line: `{"type":"response","id":N,"ok":true,"result":…}`, or with `"ok":false`
+/// and an `error`.
+fn response(message: &Value) -> Option<(u64, Response)> {
+    let id = message.get("id").and_then(Value::as_u64)?;
+    let result = if message.get("ok").and_then(Value::as_bool) == Some(true) {
+        Ok(message.get("result").cloned().unwrap_or(Value::Null))
+    } else {
+        Err(match message.get("error") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => "unknown error".into(),
+        })
+    };
+    Some((id, result))
 }
 
 /// The `sidecar` backend. See the module docs.
@@ -791,7 +815,7 @@ async fn health_loop(
 ) {
     loop {
         tokio::time::sleep(interval).await;
-        if shared.closed.load(Ordering::SeqCst) {
+        if shared.is_closed() {
             return;
         }
         if let Err(e) = shared.request("ping", Map::new(), timeout).await {
@@ -885,7 +909,7 @@ impl DailyBackend for SidecarBackend {
         *lock(&self.current) = None;
         let Some(bridge) = call.take() else { return Ok(()) };
         lock(&bridge.shared.routes).take();
-        let result = if bridge.shared.closed.load(Ordering::SeqCst) {
+        let result = if bridge.shared.is_closed() {
             Ok(())
         } else {
             bridge.shared.request("leave", Map::new(), self.config.request_timeout).await.map(drop)
@@ -942,5 +966,68 @@ impl Drop for SidecarBackend {
         if let Ok(mut call) = self.call.try_lock() {
             call.take();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_lines() {
+        let ok = json!({"type": "response", "id": 3, "ok": true, "result": {"x": 1}});
+        assert_eq!(response(&ok), Some((3, Ok(json!({"x": 1})))));
+        let no_result = json!({"type": "response", "id": 4, "ok": true});
+        assert_eq!(response(&no_result), Some((4, Ok(Value::Null))));
+        let failed = json!({"type": "response", "id": 5, "ok": false, "error": "no room"});
+        assert_eq!(response(&failed), Some((5, Err("no room".into()))));
+        let odd = json!({"type": "response", "id": 6, "ok": false, "error": {"code": 1}});
+        assert_eq!(response(&odd), Some((6, Err(r#"{"code":1}"#.into()))));
+        let bare = json!({"type": "response", "id": 7});
+        assert_eq!(response(&bare), Some((7, Err("unknown error".into()))));
+        assert_eq!(response(&json!({"type": "response", "ok": true})), None);
+    }
+
+    #[test]
+    fn bridge_lines_are_classified_without_panicking() {
+        let hello = br#"{"type":"hello","protocol":1,"bridge_version":"1","python":"3.12"}"#;
+        assert!(matches!(parse_line(hello), BridgeLine::Hello(Ok(h)) if h.protocol == 1));
+        assert!(matches!(
+            parse_line(br#"{"type":"hello","protocol":"x"}"#),
+            BridgeLine::Hello(Err(BackendError::ProtocolMismatch { found, .. })) if found == "\"x\""
+        ));
+        assert!(
+            matches!(parse_line(b"{\"type\":\"fatal\"}\n"), BridgeLine::Fatal(e) if e == "unknown")
+        );
+        assert!(matches!(
+            parse_line(br#"{"type":"response","id":3,"ok":true}"#),
+            BridgeLine::Response { id: 3, result: Ok(Value::Null) }
+        ));
+        assert!(matches!(
+            parse_line(br#"{"type":"response","id":4,"ok":false,"error":{"code":1}}"#),
+            BridgeLine::Response { id: 4, result: Err(e) } if e == r#"{"code":1}"#
+        ));
+        assert!(matches!(parse_line(br#"{"type":"response","id":-1}"#), BridgeLine::Ignored));
+        assert!(matches!(
+            parse_line(br#"{"type":"event","event":{"action":"x"}}"#),
+            BridgeLine::Event(e) if e["action"] == "x"
+        ));
+        assert!(
+            matches!(parse_line(br#"{"type":"speaker","pcm":"AAAB"}"#), BridgeLine::Speaker(b) if b == [0, 0, 1])
+        );
+        assert!(matches!(parse_line(br#"{"type":"speaker","pcm":"!"}"#), BridgeLine::Ignored));
+        assert!(matches!(parse_line(b"daily-core says hi"), BridgeLine::NotJson));
+        assert!(matches!(parse_line(b"[1]"), BridgeLine::Ignored));
+    }
+
+    #[test]
+    fn speaker_frames_need_whole_frames_and_are_stamped() {
+        let stereo = AudioFormat::new(48_000, 2);
+        assert!(speaker_frame(&[0, 0, 1], stereo, 0).is_none());
+        assert!(speaker_frame(&[0, 0], stereo, 0).is_none());
+        let frame = speaker_frame(&[0; 8], stereo, 96_000).unwrap();
+        assert_eq!(frame.timestamp(), Duration::from_secs(1));
+        assert!(speaker_frame(&[0; 4], stereo, u64::MAX).is_some());
+        assert!(speaker_frame(&[0; 2], AudioFormat::new(0, 1), 0).is_none());
     }
 }

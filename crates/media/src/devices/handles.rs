@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::host::AudioDevices;
 use super::{
-    DeviceDirection, DeviceError, DeviceEvent, DeviceInfo, DeviceSelector, InputConfig, MediaState,
-    OutputConfig,
+    AudioDeviceError, AudioDeviceState, DeviceDirection, DeviceEvent, DeviceInfo, DeviceSelector,
+    InputConfig, OutputConfig,
 };
 use crate::sink::SinkSwitch;
 use crate::source::SourceSwitch;
@@ -41,12 +41,12 @@ impl Microphone {
     /// device stays in use and the error is returned (and published as an event).
     ///
     /// # Errors
-    /// [`DeviceError`] from opening the new device, or [`DeviceError::StreamFailed`] if the
+    /// [`AudioDeviceError`] from opening the new device, or [`AudioDeviceError::StreamFailed`] if the
     /// source was dropped.
-    pub fn switch_device(&self, selector: &DeviceSelector) -> Result<DeviceInfo, DeviceError> {
+    pub fn switch_device(&self, selector: &DeviceSelector) -> Result<DeviceInfo, AudioDeviceError> {
         let source = self.devices.open_input(selector, self.config)?;
         let info = source.info().clone();
-        self.switch.replace(Box::new(source)).map_err(|e| DeviceError::StreamFailed {
+        self.switch.replace(Box::new(source)).map_err(|e| AudioDeviceError::StreamFailed {
             device: info.id.clone(),
             reason: e.to_string(),
         })?;
@@ -74,7 +74,7 @@ impl Microphone {
     }
 
     /// Media state of the device in use.
-    pub fn state(&self) -> MediaState {
+    pub fn state(&self) -> AudioDeviceState {
         let id = lock(&self.current).id.clone();
         self.devices.media_state(DeviceDirection::Input, &id)
     }
@@ -104,12 +104,12 @@ impl Speaker {
     /// failure the current device stays in use.
     ///
     /// # Errors
-    /// [`DeviceError`] from opening the new device, or [`DeviceError::StreamFailed`] if the
+    /// [`AudioDeviceError`] from opening the new device, or [`AudioDeviceError::StreamFailed`] if the
     /// sink was dropped.
-    pub fn switch_device(&self, selector: &DeviceSelector) -> Result<DeviceInfo, DeviceError> {
+    pub fn switch_device(&self, selector: &DeviceSelector) -> Result<DeviceInfo, AudioDeviceError> {
         let sink = self.devices.open_output(selector, self.config)?;
         let info = sink.info().clone();
-        self.switch.replace(Box::new(sink)).map_err(|e| DeviceError::StreamFailed {
+        self.switch.replace(Box::new(sink)).map_err(|e| AudioDeviceError::StreamFailed {
             device: info.id.clone(),
             reason: e.to_string(),
         })?;
@@ -124,7 +124,7 @@ impl Speaker {
     }
 
     /// Media state of the device in use.
-    pub fn state(&self) -> MediaState {
+    pub fn state(&self) -> AudioDeviceState {
         let id = lock(&self.current).id.clone();
         self.devices.media_state(DeviceDirection::Output, &id)
     }

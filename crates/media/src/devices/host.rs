@@ -14,14 +14,14 @@ use super::handles::{Microphone, Speaker};
 use super::input::DeviceSource;
 use super::output::DeviceSink;
 use super::{
-    DeviceDirection, DeviceError, DeviceEvent, DeviceInfo, DeviceSelector, InputConfig, MediaState,
-    OutputConfig,
+    AudioDeviceError, AudioDeviceState, DeviceDirection, DeviceEvent, DeviceInfo, DeviceSelector,
+    InputConfig, OutputConfig,
 };
 use crate::frame::AudioFormat;
 use crate::sink::SwitchableSink;
 use crate::source::SwitchableSource;
 
-type StateMap = HashMap<(DeviceDirection, String), MediaState>;
+type StateMap = HashMap<(DeviceDirection, String), AudioDeviceState>;
 
 struct Inner {
     host: cpal::Host,
@@ -39,7 +39,7 @@ struct Inner {
 ///
 /// ```no_run
 /// use pipecat_media::{AudioDevices, AudioFormat, DeviceSelector};
-/// # fn main() -> Result<(), pipecat_media::DeviceError> {
+/// # fn main() -> Result<(), pipecat_media::AudioDeviceError> {
 /// let devices = AudioDevices::new();
 /// for d in devices.inputs()? {
 ///     println!("{} {} {}", d.id, d.name, if d.is_default { "(default)" } else { "" });
@@ -102,43 +102,43 @@ impl AudioDevices {
     /// Capture devices, the default first if the host lists it apart.
     ///
     /// # Errors
-    /// [`DeviceError::HostUnavailable`] if the host cannot enumerate.
-    pub fn inputs(&self) -> Result<Vec<DeviceInfo>, DeviceError> {
+    /// [`AudioDeviceError::HostUnavailable`] if the host cannot enumerate.
+    pub fn inputs(&self) -> Result<Vec<DeviceInfo>, AudioDeviceError> {
         Ok(self.list(DeviceDirection::Input)?.into_iter().map(|(_, i)| i).collect())
     }
 
     /// Playback devices, the default first if the host lists it apart.
     ///
     /// # Errors
-    /// [`DeviceError::HostUnavailable`] if the host cannot enumerate.
-    pub fn outputs(&self) -> Result<Vec<DeviceInfo>, DeviceError> {
+    /// [`AudioDeviceError::HostUnavailable`] if the host cannot enumerate.
+    pub fn outputs(&self) -> Result<Vec<DeviceInfo>, AudioDeviceError> {
         Ok(self.list(DeviceDirection::Output)?.into_iter().map(|(_, i)| i).collect())
     }
 
     /// Resolves a selector to a device without opening it.
     ///
     /// # Errors
-    /// [`DeviceError::NotFound`] if nothing matches.
+    /// [`AudioDeviceError::NotFound`] if nothing matches.
     pub fn find(
         &self,
         direction: DeviceDirection,
         selector: &DeviceSelector,
-    ) -> Result<DeviceInfo, DeviceError> {
+    ) -> Result<DeviceInfo, AudioDeviceError> {
         self.resolve(direction, selector).map(|(_, info)| info)
     }
 
     /// Opens a capture device as a [`DeviceSource`] in the device's own format.
     ///
     /// # Errors
-    /// [`DeviceError`] describing why (not found, busy, permission, not available...).
+    /// [`AudioDeviceError`] describing why (not found, busy, permission, not available...).
     pub fn open_input(
         &self,
         selector: &DeviceSelector,
         config: InputConfig,
-    ) -> Result<DeviceSource, DeviceError> {
+    ) -> Result<DeviceSource, AudioDeviceError> {
         let (device, info) = self.resolve(DeviceDirection::Input, selector)?;
         let reporter = self.reporter(&info);
-        reporter.set(MediaState::Initializing);
+        reporter.set(AudioDeviceState::Initializing);
         DeviceSource::open(&device, info, config, reporter.clone())
             .inspect_err(|e| reporter.fail(e))
     }
@@ -146,15 +146,15 @@ impl AudioDevices {
     /// Opens a playback device as a [`DeviceSink`].
     ///
     /// # Errors
-    /// [`DeviceError`] describing why.
+    /// [`AudioDeviceError`] describing why.
     pub fn open_output(
         &self,
         selector: &DeviceSelector,
         config: OutputConfig,
-    ) -> Result<DeviceSink, DeviceError> {
+    ) -> Result<DeviceSink, AudioDeviceError> {
         let (device, info) = self.resolve(DeviceDirection::Output, selector)?;
         let reporter = self.reporter(&info);
-        reporter.set(MediaState::Initializing);
+        reporter.set(AudioDeviceState::Initializing);
         DeviceSink::open(&device, info, config, reporter.clone()).inspect_err(|e| reporter.fail(e))
     }
 
@@ -167,12 +167,12 @@ impl AudioDevices {
         &self,
         selector: &DeviceSelector,
         format: AudioFormat,
-    ) -> Result<(SwitchableSource, Microphone), DeviceError> {
+    ) -> Result<(SwitchableSource, Microphone), AudioDeviceError> {
         let config = InputConfig { preferred_format: Some(format), ..InputConfig::default() };
         let device = self.open_input(selector, config)?;
         let info = device.info().clone();
         let (source, switch) = SwitchableSource::new(Box::new(device), format).map_err(|e| {
-            DeviceError::UnsupportedConfig { device: info.id.clone(), reason: e.to_string() }
+            AudioDeviceError::UnsupportedConfig { device: info.id.clone(), reason: e.to_string() }
         })?;
         Ok((source, Microphone::new(self.clone(), switch, info, config)))
     }
@@ -186,15 +186,15 @@ impl AudioDevices {
         &self,
         selector: &DeviceSelector,
         config: OutputConfig,
-    ) -> Result<(SwitchableSink, Speaker), DeviceError> {
+    ) -> Result<(SwitchableSink, Speaker), AudioDeviceError> {
         let device = self.open_output(selector, config)?;
         let info = device.info().clone();
         let (sink, switch) = SwitchableSink::new(Box::new(device));
         Ok((sink, Speaker::new(self.clone(), switch, info, config)))
     }
 
-    /// The media state of a device, by id ([`MediaState::Uninitialized`] if never opened).
-    pub fn media_state(&self, direction: DeviceDirection, device_id: &str) -> MediaState {
+    /// The media state of a device, by id ([`AudioDeviceState::Uninitialized`] if never opened).
+    pub fn media_state(&self, direction: DeviceDirection, device_id: &str) -> AudioDeviceState {
         self.inner
             .states
             .lock()
@@ -237,7 +237,7 @@ impl AudioDevices {
     fn list(
         &self,
         direction: DeviceDirection,
-    ) -> Result<Vec<(cpal::Device, DeviceInfo)>, DeviceError> {
+    ) -> Result<Vec<(cpal::Device, DeviceInfo)>, AudioDeviceError> {
         let host = &self.inner.host;
         let default = match direction {
             DeviceDirection::Input => host.default_input_device(),
@@ -248,7 +248,7 @@ impl AudioDevices {
             DeviceDirection::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
             DeviceDirection::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
         }
-        .map_err(|e| DeviceError::HostUnavailable { reason: e.to_string() })?;
+        .map_err(|e| AudioDeviceError::HostUnavailable { reason: e.to_string() })?;
         let mut out: Vec<(cpal::Device, DeviceInfo)> = devices
             .into_iter()
             .map(|d| {
@@ -269,8 +269,8 @@ impl AudioDevices {
         &self,
         direction: DeviceDirection,
         selector: &DeviceSelector,
-    ) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
-        let not_found = || DeviceError::NotFound { direction, selector: selector.to_string() };
+    ) -> Result<(cpal::Device, DeviceInfo), AudioDeviceError> {
+        let not_found = || AudioDeviceError::NotFound { direction, selector: selector.to_string() };
         if *selector == DeviceSelector::Default {
             let host = &self.inner.host;
             let device = match direction {
@@ -323,7 +323,7 @@ pub(crate) struct StateReporter {
 }
 
 impl StateReporter {
-    pub(crate) fn set(&self, state: MediaState) {
+    pub(crate) fn set(&self, state: AudioDeviceState) {
         let changed = {
             let mut states = self.inner.states.lock().unwrap_or_else(|e| e.into_inner());
             let key = (self.direction, self.device.clone());
@@ -341,7 +341,7 @@ impl StateReporter {
         }
     }
 
-    pub(crate) fn state(&self) -> MediaState {
+    pub(crate) fn state(&self) -> AudioDeviceState {
         self.inner
             .states
             .lock()
@@ -351,9 +351,9 @@ impl StateReporter {
             .unwrap_or_default()
     }
 
-    pub(crate) fn fail(&self, error: &DeviceError) {
+    pub(crate) fn fail(&self, error: &AudioDeviceError) {
         tracing::warn!(direction = %self.direction, device = %self.device, %error, "audio device error");
-        self.set(MediaState::Error(error.clone()));
+        self.set(AudioDeviceState::Error(error.clone()));
         let _ = self.inner.events.send(DeviceEvent::Error {
             direction: self.direction,
             device: self.device.clone(),
@@ -375,21 +375,23 @@ impl StateReporter {
 }
 
 /// Maps a cpal error to ours; `running` says whether a stream was already up.
-pub(crate) fn map_cpal_error(error: &cpal::Error, device: &str, running: bool) -> DeviceError {
+pub(crate) fn map_cpal_error(error: &cpal::Error, device: &str, running: bool) -> AudioDeviceError {
     use cpal::ErrorKind as K;
     let device = device.to_string();
     let reason = error.to_string();
     match error.kind() {
-        K::DeviceBusy => DeviceError::InUse { device, reason },
-        K::PermissionDenied => DeviceError::PermissionDenied { device, reason },
-        K::DeviceNotAvailable if !running => DeviceError::NotAvailable { device, reason },
-        K::UnsupportedConfig | K::InvalidInput => DeviceError::UnsupportedConfig { device, reason },
-        K::HostUnavailable => DeviceError::HostUnavailable { reason },
-        _ => DeviceError::StreamFailed { device, reason },
+        K::DeviceBusy => AudioDeviceError::InUse { device, reason },
+        K::PermissionDenied => AudioDeviceError::PermissionDenied { device, reason },
+        K::DeviceNotAvailable if !running => AudioDeviceError::NotAvailable { device, reason },
+        K::UnsupportedConfig | K::InvalidInput => {
+            AudioDeviceError::UnsupportedConfig { device, reason }
+        }
+        K::HostUnavailable => AudioDeviceError::HostUnavailable { reason },
+        _ => AudioDeviceError::StreamFailed { device, reason },
     }
 }
 
 /// The error to report when opening fails before the stream exists.
-pub(crate) fn open_error(error: &cpal::Error, device: &str) -> DeviceError {
+pub(crate) fn open_error(error: &cpal::Error, device: &str) -> AudioDeviceError {
     map_cpal_error(error, device, false)
 }

@@ -9,7 +9,7 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
 use super::host::{StateReporter, open_error};
-use super::{DeviceError, DeviceInfo, InputConfig, MediaState};
+use super::{AudioDeviceError, AudioDeviceState, DeviceInfo, InputConfig};
 use crate::error::MediaError;
 use crate::frame::{AudioFormat, AudioFrame};
 use crate::source::{AudioSource, frames_per_chunk};
@@ -109,12 +109,12 @@ impl DeviceSource {
         info: DeviceInfo,
         config: InputConfig,
         reporter: StateReporter,
-    ) -> Result<Self, DeviceError> {
+    ) -> Result<Self, AudioDeviceError> {
         let id = info.id.clone();
         let supported =
             pick_config(device, config.preferred_format, true).map_err(|e| open_error(&e, &id))?;
         let format = AudioFormat::new(supported.sample_rate(), supported.channels());
-        format.validate().map_err(|e| DeviceError::UnsupportedConfig {
+        format.validate().map_err(|e| AudioDeviceError::UnsupportedConfig {
             device: id.clone(),
             reason: e.to_string(),
         })?;
@@ -147,7 +147,7 @@ impl DeviceSource {
                 SampleFormat::F32 => build!(f32),
                 SampleFormat::F64 => build!(f64),
                 other => {
-                    return Err(DeviceError::UnsupportedConfig {
+                    return Err(AudioDeviceError::UnsupportedConfig {
                         device: id,
                         reason: format!("sample format {other:?} is not supported"),
                     });
@@ -164,7 +164,7 @@ impl DeviceSource {
         };
         stream.play().map_err(|e| open_error(&e, &id))?;
         tracing::info!(device = %id, %format, ?sample_format, buffer = ?candidates[attempt], "microphone open");
-        reporter.set(MediaState::Granted);
+        reporter.set(AudioDeviceState::Granted);
         Ok(Self {
             _stream: stream,
             consumer,
@@ -183,7 +183,7 @@ impl DeviceSource {
     }
 
     /// The device's media state.
-    pub fn state(&self) -> MediaState {
+    pub fn state(&self) -> AudioDeviceState {
         self.reporter.state()
     }
 

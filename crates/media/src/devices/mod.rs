@@ -57,7 +57,7 @@ impl fmt::Display for DeviceDirection {
 /// [`NotAvailable`](Self::NotAvailable) (or [`NotFound`](Self::NotFound)) when opening.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum DeviceError {
+pub enum AudioDeviceError {
     /// No device matches the selector.
     #[error("no {direction} audio device matches {selector}")]
     NotFound {
@@ -119,11 +119,11 @@ pub enum DeviceError {
     Disabled,
 }
 
-/// Whether a device can be used, in the spirit of client-js's `MediaState`
+/// Whether a device can be used, in the spirit of client-js's `AudioDeviceState`
 /// (per device, and per direction for the current microphone and speaker).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum MediaState {
+pub enum AudioDeviceState {
     /// Not opened yet.
     #[default]
     Uninitialized,
@@ -132,10 +132,10 @@ pub enum MediaState {
     /// Open and running.
     Granted,
     /// Failed; the error says why.
-    Error(DeviceError),
+    Error(AudioDeviceError),
 }
 
-impl MediaState {
+impl AudioDeviceState {
     /// The state's name as client-js spells it: `uninitialized`, `initializing`, `granted`,
     /// `error`.
     pub fn as_str(&self) -> &'static str {
@@ -148,7 +148,7 @@ impl MediaState {
     }
 }
 
-impl fmt::Display for MediaState {
+impl fmt::Display for AudioDeviceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Error(e) => write!(f, "error: {e}"),
@@ -207,7 +207,7 @@ pub enum DeviceEvent {
         /// Device id.
         device: String,
         /// The new state.
-        state: MediaState,
+        state: AudioDeviceState,
     },
     /// A device failed (also reflected in its state).
     Error {
@@ -216,7 +216,7 @@ pub enum DeviceEvent {
         /// Device id.
         device: String,
         /// What went wrong.
-        error: DeviceError,
+        error: AudioDeviceError,
     },
     /// A `Microphone` or `Speaker` moved to another device (feature `devices`).
     Switched {
@@ -344,15 +344,15 @@ mod tests {
 
     #[test]
     fn names_and_messages() {
-        assert_eq!(MediaState::Granted.as_str(), "granted");
-        assert_eq!(MediaState::default(), MediaState::Uninitialized);
-        let e = DeviceError::NotFound {
+        assert_eq!(AudioDeviceState::Granted.as_str(), "granted");
+        assert_eq!(AudioDeviceState::default(), AudioDeviceState::Uninitialized);
+        let e = AudioDeviceError::NotFound {
             direction: DeviceDirection::Input,
             selector: DeviceSelector::Name("USB".into()).to_string(),
         };
         assert_eq!(e.to_string(), "no input audio device matches name \"USB\"");
-        assert_eq!(MediaState::Error(e.clone()).as_str(), "error");
-        assert!(MediaState::Error(e).to_string().starts_with("error: no input"));
-        assert!(DeviceError::Disabled.to_string().contains("`devices` feature"));
+        assert_eq!(AudioDeviceState::Error(e.clone()).as_str(), "error");
+        assert!(AudioDeviceState::Error(e).to_string().starts_with("error: no input"));
+        assert!(AudioDeviceError::Disabled.to_string().contains("`devices` feature"));
     }
 }

@@ -10,7 +10,7 @@ use cpal::{FromSample, SampleFormat, SizedSample};
 
 use super::host::{StateReporter, open_error};
 use super::input::{buffer_candidates, pick_config, worth_retrying};
-use super::{DeviceError, DeviceInfo, MediaState, OutputConfig};
+use super::{AudioDeviceError, AudioDeviceState, DeviceInfo, OutputConfig};
 use crate::convert::AudioConverter;
 use crate::error::MediaError;
 use crate::frame::{AudioFormat, AudioFrame};
@@ -130,12 +130,12 @@ impl DeviceSink {
         info: DeviceInfo,
         config: OutputConfig,
         reporter: StateReporter,
-    ) -> Result<Self, DeviceError> {
+    ) -> Result<Self, AudioDeviceError> {
         let id = info.id.clone();
         let supported =
             pick_config(device, config.preferred_format, false).map_err(|e| open_error(&e, &id))?;
         let format = AudioFormat::new(supported.sample_rate(), supported.channels());
-        let unsupported = |e: MediaError| DeviceError::UnsupportedConfig {
+        let unsupported = |e: MediaError| AudioDeviceError::UnsupportedConfig {
             device: id.clone(),
             reason: e.to_string(),
         };
@@ -180,7 +180,7 @@ impl DeviceSink {
                 SampleFormat::F32 => build!(f32),
                 SampleFormat::F64 => build!(f64),
                 other => {
-                    return Err(DeviceError::UnsupportedConfig {
+                    return Err(AudioDeviceError::UnsupportedConfig {
                         device: id,
                         reason: format!("sample format {other:?} is not supported"),
                     });
@@ -197,7 +197,7 @@ impl DeviceSink {
         };
         stream.play().map_err(|e| open_error(&e, &id))?;
         tracing::info!(device = %id, %format, ?sample_format, buffer = ?candidates[attempt], "speaker open");
-        reporter.set(MediaState::Granted);
+        reporter.set(AudioDeviceState::Granted);
         Ok(Self {
             _stream: stream,
             producer,
@@ -216,7 +216,7 @@ impl DeviceSink {
     }
 
     /// The device's media state.
-    pub fn state(&self) -> MediaState {
+    pub fn state(&self) -> AudioDeviceState {
         self.reporter.state()
     }
 

@@ -50,7 +50,9 @@ pub trait AudioSink: Send {
     fn flush(&mut self);
 
     /// Ends the stream: writes out what conversion still holds and finalises (a WAV header,
-    /// the end of an in-memory stream). Writing after `close` is an error for most sinks.
+    /// the end of an in-memory stream). Writing after `close` is an error for most sinks;
+    /// closing again does nothing (the transports close their sink when they are dropped,
+    /// whether or not the program already did).
     ///
     /// # Errors
     /// Sink-specific.

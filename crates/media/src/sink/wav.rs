@@ -117,6 +117,13 @@ impl AudioSink for WavFileSink {
     }
 
     async fn close(&mut self) -> Result<(), MediaError> {
+        self.finish()
+    }
+}
+
+impl WavFileSink {
+    /// Writes what conversion still holds and the final header; once.
+    fn finish(&mut self) -> Result<(), MediaError> {
         if self.writer.is_none() {
             return Ok(());
         }
@@ -127,6 +134,15 @@ impl AudioSink for WavFileSink {
             writer.finalize()?;
         }
         Ok(())
+    }
+}
+
+impl Drop for WavFileSink {
+    /// A sink dropped without `close` still leaves a complete file.
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            tracing::warn!(path = %self.path.display(), error = %e, "the WAV file could not be finished");
+        }
     }
 }
 

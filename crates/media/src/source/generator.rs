@@ -257,6 +257,34 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(980));
     }
 
+    /// A source read again after a pause (a reused client's next session) resumes from now:
+    /// the pause is not released as a burst of frames.
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_source_resumes_from_now_after_a_pause() {
+        let mut s = ToneSource::new(AudioFormat::MONO_16K, 440.0, 0.5).unwrap();
+        for _ in 0..10 {
+            s.next_frame().await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let resumed = tokio::time::Instant::now();
+        let mut frames = 0;
+        while resumed.elapsed() < Duration::from_millis(500) {
+            s.next_frame().await.unwrap().unwrap();
+            frames += 1;
+        }
+        // 500 ms of real time is 25 frames (26 with the one due at once), not 2.5 s of backlog.
+        assert!((25..=27).contains(&frames), "{frames} frames in 500 ms after a pause");
+        // Jitter within the catch-up bound is still made up: no drift.
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut caught_up = 0;
+        while start.elapsed() < Duration::from_millis(100) + Duration::from_millis(1) {
+            s.next_frame().await.unwrap().unwrap();
+            caught_up += 1;
+        }
+        assert!(caught_up >= 5, "a 100 ms hiccup is caught up on ({caught_up} frames)");
+    }
+
     #[tokio::test]
     async fn tone_source_has_the_right_pitch_and_level() {
         let mut s = ToneSource::new(AudioFormat::MONO_16K, 440.0, 0.5)

@@ -53,7 +53,9 @@ pub trait AudioSource: Send {
     fn format(&self) -> AudioFormat;
 
     /// The next frame, or `Ok(None)` at end of stream. Waits while no audio is ready (and, for
-    /// paced sources, until the frame is due in real time).
+    /// paced sources, until the frame is due in real time). A paced source keeps real time
+    /// while it is read; read again after a pause (a client reused for a new session), it
+    /// resumes from now: the pause is neither replayed as a burst nor lost from a file.
     ///
     /// # Errors
     /// Source-specific: a broken file, a closed channel...
@@ -99,8 +101,14 @@ pub fn source_stream(
     }))
 }
 
+/// How late a paced frame may be and still be caught up on (jitter, a busy scheduler). A
+/// frame later than this means nobody read the source for a while (between two sessions of a
+/// reused client): pacing resumes from now instead of releasing the gap as a burst.
+pub(crate) const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+
 /// Real-time pacing: frame `t` is released at `start + t`, where `start` is when the first
-/// frame was asked for. Sleeping until an absolute deadline keeps drift from accumulating.
+/// frame was asked for. Sleeping until an absolute deadline keeps drift from accumulating; a
+/// pause longer than [`MAX_CATCH_UP`] moves `start` so the gap is skipped, not replayed.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
     enabled: bool,
@@ -120,8 +128,13 @@ impl Pacer {
         if !self.enabled {
             return;
         }
-        let start = *self.start.get_or_insert_with(tokio::time::Instant::now);
-        tokio::time::sleep_until(start + timestamp).await;
+        let now = tokio::time::Instant::now();
+        let start = self.start.get_or_insert(now);
+        if now.saturating_duration_since(*start + timestamp) > MAX_CATCH_UP {
+            // Paused: this frame is due now, the next ones in real time from here.
+            *start = now.checked_sub(timestamp).unwrap_or(now);
+        }
+        tokio::time::sleep_until(*start + timestamp).await;
     }
 }
 

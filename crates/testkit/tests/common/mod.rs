@@ -5,17 +5,12 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use prost::Message as _;
+use pipecat_frames::{FrameKind, proto};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub mod proto {
-    #![allow(clippy::all, missing_docs)]
-    include!("../../../websocket/src/proto/pipecat.rs");
-}
 
 /// The bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -62,12 +57,7 @@ impl WsClient {
     }
 
     pub async fn send_json(&mut self, value: &Value) {
-        let frame = proto::Frame {
-            frame: Some(proto::frame::Frame::Message(proto::MessageFrame {
-                data: value.to_string(),
-            })),
-        };
-        self.send_bytes(frame.encode_to_vec()).await;
+        self.send_bytes(pipecat_frames::encode_message(&value.to_string())).await;
     }
 
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
@@ -76,17 +66,15 @@ impl WsClient {
 
     pub async fn send_audio(&mut self, samples: &[i16], sample_rate: u32) {
         let audio: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let frame = proto::Frame {
-            frame: Some(proto::frame::Frame::Audio(proto::AudioRawFrame {
-                id: 0,
-                name: "audio".into(),
-                audio: audio.into(),
-                sample_rate,
-                num_channels: 1,
-                pts: None,
-            })),
-        };
-        self.send_bytes(frame.encode_to_vec()).await;
+        let frame = FrameKind::Audio(proto::AudioRawFrame {
+            id: 0,
+            name: "audio".into(),
+            audio: audio.into(),
+            sample_rate,
+            num_channels: 1,
+            pts: None,
+        });
+        self.send_bytes(pipecat_frames::encode(frame)).await;
     }
 
     /// The next event, or `None` after `WAIT`.
@@ -103,16 +91,13 @@ impl WsClient {
                 Ok(Some(Ok(message))) => message,
             };
             return Some(match message {
-                Message::Binary(bytes) => match proto::Frame::decode(&bytes[..]) {
-                    Ok(proto::Frame { frame: Some(frame) }) => match frame {
-                        proto::frame::Frame::Message(m) => match serde_json::from_str(&m.data) {
-                            Ok(value) => WsEvent::Rtvi(value),
-                            Err(_) => WsEvent::BadMessage(m.data),
-                        },
-                        proto::frame::Frame::Audio(a) => WsEvent::Audio(a),
-                        proto::frame::Frame::Interruption(_) => WsEvent::Interruption,
-                        _ => WsEvent::Garbage,
+                Message::Binary(bytes) => match pipecat_frames::decode(&bytes) {
+                    Ok(FrameKind::Message(m)) => match serde_json::from_str(&m.data) {
+                        Ok(value) => WsEvent::Rtvi(value),
+                        Err(_) => WsEvent::BadMessage(m.data),
                     },
+                    Ok(FrameKind::Audio(a)) => WsEvent::Audio(a),
+                    Ok(FrameKind::Interruption(_)) => WsEvent::Interruption,
                     _ => WsEvent::Garbage,
                 },
                 Message::Text(_) => WsEvent::Garbage,

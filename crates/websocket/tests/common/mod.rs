@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use pipecat_websocket::AudioBuilder;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
