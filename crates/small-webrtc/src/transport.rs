@@ -297,6 +297,11 @@ impl Transport for SmallWebRtcTransport {
             counters: self.inner.counters.clone(),
             closed: watch::channel(false).0,
         });
+        // Every change of the switch from here on is announced (the task below may first run
+        // after one: enable_mic right after connect). Before the channel opens, opening it
+        // announces the state of that moment.
+        let mut mic = shared.mic_enabled.clone();
+        mic.mark_unchanged();
         self.inner.max_message_size.store(FALLBACK_MAX_MESSAGE_SIZE, Ordering::Relaxed);
         let signaller = Signaller::new(
             self.inner.http.clone(),
@@ -344,7 +349,7 @@ impl Transport for SmallWebRtcTransport {
         }
         let keepalive =
             tokio::spawn(shared.clone().run_keepalive(PING_PERIOD).instrument(span.clone()));
-        let announcer = tokio::spawn(announce_mic(shared.clone()).instrument(span.clone()));
+        let announcer = tokio::spawn(announce_mic(shared.clone(), mic).instrument(span.clone()));
         span.in_scope(|| media.start_mic(wire, shared.link_closed()));
         let mut session = self.inner.session.lock().await;
         match session.as_mut() {
@@ -400,9 +405,7 @@ impl Transport for SmallWebRtcTransport {
 
 /// Announces every change of the microphone switch to the bot (`trackStatus`), for the
 /// session's life. Not open (recovering): the next channel announces the state when it opens.
-async fn announce_mic(shared: Arc<Shared>) {
-    let mut mic = shared.mic_enabled.clone();
-    mic.mark_unchanged();
+async fn announce_mic(shared: Arc<Shared>, mut mic: watch::Receiver<bool>) {
     while mic.changed().await.is_ok() {
         let enabled = *mic.borrow_and_update();
         shared.send_if_open(&track_status(MIC_INDEX, enabled)).await;
