@@ -584,9 +584,10 @@ impl ClientBuilder {
     }
 
     /// Answer function calls that have no handler with an error result (default off). Off,
-    /// such a call is reported as [`ClientEvent::FunctionCallUndispatched`] with
-    /// [`UndispatchedReason::NoHandler`] and left to the bot, which runs its own functions
-    /// and waits for the client's otherwise; on, it also gets
+    /// such a call is reported as
+    /// [`ClientEvent::FunctionCallUndispatched`](crate::ClientEvent::FunctionCallUndispatched)
+    /// with [`UndispatchedReason::NoHandler`](crate::UndispatchedReason::NoHandler) and left to
+    /// the bot, which runs its own functions and waits for the client's otherwise; on, it also gets
     /// `{"error": "no handler for <name> in the client"}` at once, so the bot's LLM does not
     /// wait. Turn it on when every function of the bot is meant to run in the client.
     pub fn reply_to_unhandled_function_calls(mut self, on: bool) -> Self {

@@ -2,8 +2,9 @@
 //! transport; prints what the process holds every 10 % of the run.
 //!
 //! `cargo bench -p pipecat-testkit --bench soak -- [CYCLES] [websocket|webrtc|both]`
-//! (default 1000, both). With `PIPECAT_SOAK_START=<start URL>` the bot is that one (for
-//! example `pipecat test-bot` in another process), so the figures are the client's alone.
+//! (default 1000 under `cargo bench`, 10 under `cargo test --benches`; both). With
+//! `PIPECAT_SOAK_START=<start URL>` the bot is that one (for example `pipecat test-bot` in
+//! another process), so the figures are the client's alone.
 
 use std::time::{Duration, Instant};
 
@@ -71,8 +72,12 @@ async fn soak(transport: &str, cycles: usize) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (test-all) does not, and then a
+    // few cycles show the bench still runs without spending minutes on it.
+    let benching = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let cycles = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let default_cycles = if benching { 1000 } else { 10 };
+    let cycles = args.first().and_then(|a| a.parse().ok()).unwrap_or(default_cycles);
     let which = args.get(1).map_or("both", String::as_str).to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
