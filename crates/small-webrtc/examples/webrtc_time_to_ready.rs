@@ -9,8 +9,12 @@
 //! Arguments: the start URL (default `http://localhost:7860/start`), the number of runs
 //! (default 20), and `--loopback` to bind and offer 127.0.0.1 only (for a bot on this machine
 //! started with `--loopback-ice`).
+//!
+//! Each run prints the transport's connect timeline (`SmallWebRtcStats::last_connect`);
+//! `RUST_LOG=pipecat_core=debug` also logs the client's side (client-ready sent, bot-ready).
 
 use pipecat_small_webrtc::AudioBuilder;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipecat_core::{ApiRequest, PipecatClient};
@@ -34,7 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if loopback {
         builder = builder.loopback_only();
     }
-    let client = PipecatClient::builder(builder.build()?)
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let transport = Arc::new(builder.build()?);
+    let client = PipecatClient::builder_shared(transport.clone())
         .connect_timeout(Duration::from_secs(30))
         .bot_ready_timeout(Duration::from_secs(30))
         .build();
@@ -47,7 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client.start_bot_and_connect(request.clone()).await?;
         let elapsed = started.elapsed();
         times.push(elapsed);
-        println!("run {run:2}: {:.1} ms", elapsed.as_secs_f64() * 1e3);
+        let timeline = transport.stats().last_connect.map(|t| t.to_string()).unwrap_or_default();
+        println!("run {run:2}: {:.1} ms ({timeline})", elapsed.as_secs_f64() * 1e3);
         client.disconnect().await?;
         // Let the bot finish the previous session before the next one starts.
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -20,6 +20,7 @@ use crate::keepalive::{MIC_INDEX, ServerSignal, ping_message, track_status};
 use crate::peer::{MediaContext, Peer, PeerEvent, PeerOptions};
 use crate::recovery::{LinkMonitor, LinkSignal, RecoveryConfig};
 use crate::signalling::{Signaller, TRICKLE_PERIOD, run_trickle};
+use crate::timeline::{ConnectTimeline, Recorder, Step};
 
 /// Messages sent while the link is being rebuilt wait here (the server queues 50 too).
 const MAX_QUEUED_WHILE_RECOVERING: usize = 50;
@@ -61,6 +62,8 @@ pub(crate) struct SessionCounters {
     pub(crate) restarts: AtomicU64,
     pub(crate) reconnections: AtomicU64,
     pub(crate) pings: AtomicU64,
+    /// The newest attempt's timeline, once its channel opened.
+    pub(crate) last_connect: std::sync::Mutex<Option<ConnectTimeline>>,
 }
 
 /// What the session shares with the transport's methods and its helper tasks.
@@ -483,6 +486,7 @@ impl Session {
     async fn establish(&mut self, restart: bool) -> Result<(), AttemptError> {
         self.generation += 1;
         let generation = self.generation;
+        let mut timeline = Recorder::start();
         let (candidates_tx, candidates_rx) = mpsc::unbounded_channel();
         let peer = Peer::build(
             generation,
@@ -514,11 +518,15 @@ impl Session {
         }
         self.peer = Some(peer);
         let peer = self.peer.as_ref().ok_or(AttemptError::Stopped)?;
+        timeline.mark(Step::PeerBuilt);
 
         let sdp = peer.make_offer(self.config.wait_for_gathering).await?;
+        timeline.mark(Step::OfferCreated);
         tracing::debug!(endpoint = %self.signaller.endpoint(), restart, "posting offer");
         let answer = self.signaller.offer(&sdp, self.pc_id.as_deref(), restart).await?;
+        timeline.mark(Step::AnswerReceived);
         peer.apply_answer(answer.sdp).await?;
+        timeline.mark(Step::AnswerApplied);
         tracing::info!(pc_id = %answer.pc_id, restart, "answer applied");
         self.pc_id = Some(answer.pc_id.clone());
         self.shared.set_pc_id(Some(answer.pc_id.clone()));
@@ -531,7 +539,20 @@ impl Session {
                 return Err(AttemptError::Stopped);
             };
             match event {
-                PeerEvent::ChannelOpen(g) if g == generation => break,
+                PeerEvent::ChannelOpen(g) if g == generation => {
+                    timeline.mark(Step::ChannelOpen);
+                    break;
+                }
+                PeerEvent::Ice(g, RTCIceConnectionState::Checking) if g == generation => {
+                    timeline.mark(Step::IceChecking);
+                }
+                PeerEvent::Ice(
+                    g,
+                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed,
+                ) if g == generation => timeline.mark(Step::IceConnected),
+                PeerEvent::State(g, RTCPeerConnectionState::Connected) if g == generation => {
+                    timeline.mark(Step::DtlsConnected);
+                }
                 PeerEvent::State(
                     g,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
@@ -561,6 +582,10 @@ impl Session {
                 _ => {}
             }
         }
+        let timeline = timeline.timeline();
+        tracing::debug!(restart, %timeline, "connect timeline");
+        *self.shared.counters.last_connect.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(timeline);
         let peer = self.peer.as_ref().ok_or(AttemptError::Stopped)?;
         let size = peer.max_message_size().await.unwrap_or(FALLBACK_MAX_MESSAGE_SIZE);
         self.shared.max_message_size.store(size, Ordering::Relaxed);

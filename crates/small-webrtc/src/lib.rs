@@ -64,6 +64,7 @@ mod params;
 mod peer;
 mod recovery;
 mod signalling;
+mod timeline;
 mod transport;
 
 pub use connection::FALLBACK_MAX_MESSAGE_SIZE;
@@ -71,6 +72,7 @@ pub use error::SmallWebRtcError;
 pub use keepalive::PING_PERIOD;
 pub use params::{IceServer, SmallWebRtcParams};
 pub use recovery::RecoveryConfig;
+pub use timeline::ConnectTimeline;
 pub use transport::{
     DEFAULT_PEER_CONNECT_TIMEOUT, DEFAULT_SIGNALLING_TIMEOUT, SmallWebRtcStats,
     SmallWebRtcTransport, SmallWebRtcTransportBuilder,

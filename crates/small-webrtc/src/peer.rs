@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pipecat_core::media::Participant;
 use pipecat_core::{TransportEvent, TransportEventSink};
 use pipecat_media_engine::BotAudio;
-use rtc::data_channel::RTCDataChannelInit;
+use rtc::data_channel::{RTCDataChannelInit, RTCDataChannelState};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -81,6 +81,9 @@ struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
     candidates: std::sync::Mutex<Option<mpsc::UnboundedSender<CandidateJson>>>,
     gathered: watch::Sender<bool>,
+    /// Set once DTLS is up (the peer connection is `connected`): SCTP and the data channel
+    /// come next, see [`flush_channel_open`].
+    dtls_up: watch::Sender<bool>,
     media: MediaContext,
     tasks: Arc<TaskList>,
 }
@@ -142,6 +145,9 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(generation = self.generation, %state, "peer connection state");
+        if state == RTCPeerConnectionState::Connected {
+            self.dtls_up.send_replace(true);
+        }
         let _ = self.events.send(PeerEvent::State(self.generation, state));
     }
 
@@ -155,6 +161,46 @@ impl PeerConnectionEventHandler for Handler {
                 _ => drain_track(track, media.events, media.bot).await,
             }
         }));
+    }
+}
+
+/// What a peer's setup waits on, set by its [`Handler`].
+struct Waits {
+    gathered: watch::Receiver<bool>,
+    dtls_up: watch::Receiver<bool>,
+}
+
+/// How often, and for how long after DTLS is up, [`flush_channel_open`] wakes the driver.
+const OPEN_FLUSH_PERIOD: Duration = Duration::from_millis(1);
+const OPEN_FLUSH_LIMIT: Duration = Duration::from_millis(250);
+
+/// Gets the data channel's DCEP `DATA_CHANNEL_OPEN` onto the wire as soon as SCTP is up.
+///
+/// webrtc-rs 0.21.1 queues the open message while handling the SCTP handshake's completion,
+/// after its driver loop has flushed for that pass, and nothing wakes the driver again
+/// until a packet arrives or a timer fires: against pipecat's aiortc that is the bot's first
+/// audio packet, about 20 ms later (for ever, against a silent bot, until SCTP's own timer).
+/// Any call that changes data-channel state wakes the driver; setting the low-water mark to
+/// its current value changes nothing else. So from DTLS up until the channel opens (a few
+/// milliseconds on loopback), wake it every millisecond, for at most `OPEN_FLUSH_LIMIT`.
+/// Measured against pipecat-ai 1.14.0 on loopback: see docs/performance.md.
+async fn flush_channel_open(channel: Arc<dyn DataChannel>, mut dtls_up: watch::Receiver<bool>) {
+    if dtls_up.wait_for(|up| *up).await.is_err() {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(OPEN_FLUSH_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while started.elapsed() < OPEN_FLUSH_LIMIT {
+        tick.tick().await;
+        match channel.ready_state().await {
+            Ok(RTCDataChannelState::Connecting) => {}
+            _ => return,
+        }
+        let Ok(threshold) = channel.buffered_amount_low_threshold().await else { return };
+        if channel.set_buffered_amount_low_threshold(threshold).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -206,12 +252,14 @@ impl Peer {
             .collect();
         let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
         let (gathered_tx, gathered) = watch::channel(false);
+        let (dtls_up_tx, dtls_up) = watch::channel(false);
         let tasks = Arc::new(TaskList::default());
         let handler = Arc::new(Handler {
             generation,
             events: events.clone(),
             candidates: std::sync::Mutex::new(Some(candidates)),
             gathered: gathered_tx,
+            dtls_up: dtls_up_tx,
             media: media.clone(),
             tasks: tasks.clone(),
         });
@@ -227,7 +275,8 @@ impl Peer {
             .map_err(|e| SmallWebRtcError::webrtc("building the peer connection", e))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         // From here on the peer owns `pc` and closes it on every path.
-        match Self::lay_out(generation, pc.clone(), options, gathered, tasks.clone(), events, media)
+        let waits = Waits { gathered, dtls_up };
+        match Self::lay_out(generation, pc.clone(), options, waits, tasks.clone(), events, media)
             .await
         {
             Ok(peer) => Ok(peer),
@@ -243,7 +292,7 @@ impl Peer {
         generation: u64,
         pc: Arc<dyn PeerConnection>,
         options: &PeerOptions,
-        gathered: watch::Receiver<bool>,
+        waits: Waits,
         tasks: Arc<TaskList>,
         events: mpsc::UnboundedSender<PeerEvent>,
         media: MediaContext,
@@ -303,13 +352,14 @@ impl Peer {
             .map_err(|e| SmallWebRtcError::webrtc("creating the data channel", e))?;
         let audio_sender = audio_transceiver.sender().await.ok().flatten();
         tasks.push(tokio::spawn(read_channel(generation, channel.clone(), events, media.events)));
+        tasks.push(tokio::spawn(flush_channel_open(channel.clone(), waits.dtls_up)));
         Ok(Peer {
             pc,
             channel,
             audio,
             audio_ssrc,
             audio_sender,
-            gathered,
+            gathered: waits.gathered,
             tasks,
             closed: AtomicBool::new(false),
         })

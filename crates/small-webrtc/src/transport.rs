@@ -25,6 +25,7 @@ use crate::params::{IceServer, SmallWebRtcParams};
 use crate::peer::PeerOptions;
 use crate::recovery::RecoveryConfig;
 use crate::signalling::{Signaller, SignallingCounters};
+use crate::timeline::ConnectTimeline;
 
 /// Default time limit of one signalling request (offer or candidates).
 pub const DEFAULT_SIGNALLING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,6 +188,8 @@ pub struct SmallWebRtcStats {
     pub patch_failures: u64,
     /// Keepalive pings sent.
     pub pings: u64,
+    /// When each step of the newest connection attempt happened (its data channel open).
+    pub last_connect: Option<ConnectTimeline>,
 }
 
 impl SmallWebRtcTransport {
@@ -214,6 +217,7 @@ impl SmallWebRtcTransport {
             candidates_sent: s.candidates_sent.load(Ordering::Relaxed),
             patch_failures: s.patch_failures.load(Ordering::Relaxed),
             pings: c.pings.load(Ordering::Relaxed),
+            last_connect: *c.last_connect.lock().unwrap_or_else(|p| p.into_inner()),
         }
     }
 

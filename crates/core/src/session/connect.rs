@@ -201,6 +201,8 @@ impl Inner {
         params: ConnectionParams,
     ) -> Result<BotReady> {
         tracing::info!("connecting");
+        // The client's side of the connect timeline (each transport logs its own steps).
+        let started = Instant::now();
         let sink = self.sink.with_generation(handle.id);
         let limit = self.options.connect_timeout;
         let connect = tokio::time::timeout(limit, self.transport.connect(params, sink));
@@ -213,6 +215,7 @@ impl Inner {
             Ok(Err(e)) => return Err(self.fail(&handle, Error::from(e)).await),
             Ok(Ok(())) => {}
         }
+        let transport_up = started.elapsed();
 
         // The bot-ready limit counts from the transport being up, client-ready included
         // (Daily holds client-ready until the bot's audio plays).
@@ -240,6 +243,7 @@ impl Inner {
             Ok(Err(e)) => return Err(self.fail(&handle, Error::from(e)).await),
             Ok(Ok(())) => {}
         }
+        let client_ready_sent = started.elapsed();
 
         let (ready_tx, ready_rx) = oneshot::channel();
         // `None`: the attempt ended meanwhile; `Some(true)`: a bot-ready came early.
@@ -269,7 +273,15 @@ impl Inner {
             self.transport.bot_ready();
         }
         match self.guarded(&handle, tokio::time::timeout_at(deadline, ready_rx)).await? {
-            Ok(Ok(bot_ready)) => Ok(bot_ready),
+            Ok(Ok(bot_ready)) => {
+                tracing::debug!(
+                    transport_connected_ms = ms(transport_up),
+                    client_ready_sent_ms = ms(client_ready_sent),
+                    bot_ready_ms = ms(started.elapsed()),
+                    "connect timeline"
+                );
+                Ok(bot_ready)
+            }
             Ok(Err(_)) => Err(self.ended(&handle).await),
             Err(_) => Err(self.fail(&handle, timed_out).await),
         }
@@ -324,4 +336,9 @@ impl Inner {
         }
         true
     }
+}
+
+/// Milliseconds with a tenth, for timeline logs.
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
