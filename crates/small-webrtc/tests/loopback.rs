@@ -202,6 +202,34 @@ async fn keepalive_pings_keep_flowing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_connection_keeps_its_timeline_with_every_step_in_order() {
+    let bot = bot().await;
+    let (transport, _speaker, _events) = connected(&bot).await;
+    let t = transport.stats().last_connect.expect("a timeline once connected");
+    let steps = [
+        ("peer", t.peer_built),
+        ("offer", t.offer_created),
+        ("answer", t.answer_received),
+        ("applied", t.answer_applied),
+        ("channel-open", t.channel_open),
+    ];
+    let mut previous = std::time::Duration::ZERO;
+    for (name, at) in steps {
+        let at = at.unwrap_or_else(|| panic!("no {name} step in {t}"));
+        assert!(at >= previous, "{name} before the step ahead of it: {t}");
+        previous = at;
+    }
+    // ICE and DTLS come between the answer and the open channel when their events arrive
+    // first (they are reported on another task, so they may come after).
+    for (name, at) in [("ice", t.ice_connected), ("dtls", t.dtls_connected)] {
+        if let Some(at) = at {
+            assert!(at >= t.answer_received.unwrap(), "{name} before the answer: {t}");
+        }
+    }
+    transport.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_max_message_size_comes_from_the_sctp_negotiation() {
     let bot = bot().await;
     let (transport, _speaker, _events) = connected(&bot).await;
