@@ -4,11 +4,13 @@
 //! - `test-all`: everything CI checks (system packages, peer-bot venvs, fmt, clippy, tests,
 //!   the interop tests once per pipecat-ai release, docs).
 //! - `demo`: the README's main command.
-//! - `bench`: the criterion benchmarks.
+//! - `bench`: the criterion benchmarks; `bench peers`: this SDK next to minimal Python
+//!   clients against the same real bot (see `bench_peers.rs`).
 //! - `peer-venv`: create or refresh the Python venvs of the real pipecat-ai peer bot.
 //! - `codegen`: regenerate the checked-in protobuf code of the WebSocket transport.
 //! - `fuzz`: the cargo-fuzz targets of `fuzz/` (see `fuzz.rs`).
 
+mod bench_peers;
 mod codegen;
 mod fuzz;
 mod system;
@@ -37,7 +39,8 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <test-all | demo | bench | peer-venv | daily-venv | deps | codegen | fuzz>\n\n\
                  test-all   fmt, clippy, tests (interop against pipecat-ai included) and docs\n\
                  demo       a live session against a local bot (the README's first command)\n\
-                 bench      criterion benchmarks\n\
+                 bench      criterion benchmarks (`bench peers [RUNS]`: this SDK next to minimal\n\
+                 \x20          aiortc and websockets clients against the same pipecat-ai bot)\n\
                  peer-venv  create the pipecat-ai venv used by the interop tests\n\
                  \x20          (a version such as 1.3.0 for that release, --all for all)\n\
                  daily-venv create the daily-python venv used by the Daily sidecar tests\n\
@@ -151,6 +154,9 @@ fn demo(extra: &[String]) -> Result<(), String> {
 
 fn bench(extra: &[String]) -> Result<(), String> {
     system::ensure_packages()?;
+    if extra.first().is_some_and(|a| a == "peers") {
+        return bench_peers::run(&extra[1..]);
+    }
     step("cargo bench", cargo().args(["bench", "--workspace"]).args(extra))
 }
 

@@ -275,7 +275,9 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub(crate) ready_timeout: Duration,
 
-    /// Print the summary as one JSON object.
+    /// Print the summary as one JSON object (sessions, time to ready, errors by kind, audio
+    /// frames and sessions short of audio, the process's CPU and memory in total and per
+    /// session, and every session). On a terminal, live progress goes to stderr either way.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -1,6 +1,11 @@
-//! `pipecat load`: N concurrent sessions against one bot, and a summary of how they went.
+//! `pipecat load`: N concurrent sessions against one bot, live progress on a terminal, and a
+//! summary of how they went: time to ready, errors by kind, audio frames against what the
+//! time held should have carried, and the process's CPU and memory per session.
+
+mod progress;
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,12 +25,19 @@ use crate::session::millis;
 use crate::target::{
     build_client, build_transport, check_http_url, is_loopback_url, start_request,
 };
+use progress::{Live, Monitor, Phase, ProcessFigures};
+
+/// Audio a session may come short of what its held time should carry before it counts as
+/// short: the frames in flight when the session ends (three 20 ms frames).
+const SHORT_AUDIO_TOLERANCE: Duration = Duration::from_millis(60);
 
 /// How one session went.
 #[derive(Debug, Clone, Default)]
 struct Report {
     index: u32,
     time_to_ready: Option<Duration>,
+    /// From ready until the session began to disconnect: what the audio up should cover.
+    held: Duration,
     error: Option<(String, String)>,
     frames_up: u64,
     frames_down: u64,
@@ -61,13 +73,17 @@ pub(crate) async fn run(args: LoadArgs) -> Result<(), CliError> {
         );
     }
     let started = Instant::now();
+    let live = Arc::new(Live::default());
+    let show_progress = std::io::stderr().is_terminal();
+    let monitor = Monitor::start(Arc::clone(&live), args.sessions, show_progress);
     let mut tasks = JoinSet::new();
     for index in 1..=args.sessions {
         let delay = args.ramp_up.mul_f64(f64::from(index - 1) / f64::from(args.sessions));
         let args = Arc::clone(&args);
+        let live = Arc::clone(&live);
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            one_session(index, &args).await
+            one_session(index, &args, &live).await
         });
     }
     let mut reports = Vec::new();
@@ -78,7 +94,8 @@ pub(crate) async fn run(args: LoadArgs) -> Result<(), CliError> {
         }));
     }
     reports.sort_by_key(|r| r.index);
-    let summary = summarize(&args, &reports, started.elapsed());
+    let process = monitor.finish().await;
+    let summary = summarize(&args, &reports, started.elapsed(), process);
     if args.json {
         println!("{summary}");
     } else {
@@ -89,13 +106,17 @@ pub(crate) async fn run(args: LoadArgs) -> Result<(), CliError> {
 }
 
 /// One session: start, hold for `duration`, end; never fails, reports instead.
-async fn one_session(index: u32, args: &LoadArgs) -> Report {
+async fn one_session(index: u32, args: &LoadArgs, live: &Live) -> Report {
     let mut report = Report { index, ..Report::default() };
     let counters = Arc::new(AudioCounters::default());
-    let result = session_inner(args, &counters, &mut report).await;
+    live.watch_audio(Arc::clone(&counters));
+    live.enter(Phase::Starting);
+    let result = session_inner(args, &counters, &mut report, live).await;
     if let Err((kind, message)) = result {
         report.error = Some((kind, one_line(&message)));
     }
+    // Failed: never ready. Done: was ready (a failure after that is in the report).
+    live.enter(if report.time_to_ready.is_none() { Phase::Failed } else { Phase::Done });
     report.frames_up = counters.up.frames();
     report.frames_down = counters.down.frames();
     report.audio_up = counters.up.audio();
@@ -107,6 +128,7 @@ async fn session_inner(
     args: &LoadArgs,
     counters: &Arc<AudioCounters>,
     report: &mut Report,
+    live: &Live,
 ) -> Result<(), (String, String)> {
     let local = |e: CliError| ("local".to_owned(), e.to_string());
     let tap = Tap::new(Arc::clone(counters), None);
@@ -137,12 +159,15 @@ async fn session_inner(
         return Err((error_kind(&e), e.to_string()));
     }
     report.time_to_ready = Some(t0.elapsed());
+    live.enter(Phase::Ready);
 
+    let ready_at = Instant::now();
     let mut state = client.watch_state();
     let ended_early = tokio::select! {
         () = tokio::time::sleep(args.duration) => false,
         _ = state.wait_for(|s| *s != TransportState::Ready) => true,
     };
+    report.held = ready_at.elapsed();
     let _ = client.disconnect().await;
     let fatal = tokio::time::timeout(Duration::from_secs(5), fatal)
         .await
@@ -204,7 +229,38 @@ fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     sorted.get(rank.min(sorted.len()) - 1).copied()
 }
 
-fn summarize(args: &LoadArgs, reports: &[Report], wall: Duration) -> Value {
+/// How much audio up a session lacks against its held time, when more than the tolerance.
+fn short_up(report: &Report) -> Option<Duration> {
+    let expected = report.time_to_ready.map(|_| report.held)?;
+    let missing = expected.saturating_sub(report.audio_up);
+    (missing > SHORT_AUDIO_TOLERANCE).then_some(missing)
+}
+
+/// The process's use over the run, in total and per session.
+fn process_summary(process: Option<ProcessFigures>, sessions: usize) -> Value {
+    let Some(p) = process else { return Value::Null };
+    let per = sessions.max(1) as f64;
+    let cpu_percent = 100.0 * p.cpu_time.as_secs_f64() / p.wall.as_secs_f64().max(1e-3);
+    let kib = |bytes: u64| bytes / 1024;
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    json!({
+        "cpu_ms": millis(p.cpu_time),
+        "cpu_percent_of_a_core": round(cpu_percent),
+        "rss_start_kib": kib(p.rss_start),
+        "rss_peak_kib": kib(p.rss_peak),
+        "per_session": {
+            "cpu_percent_of_a_core": round(cpu_percent / per),
+            "rss_kib": kib(p.rss_peak.saturating_sub(p.rss_start) / sessions.max(1) as u64),
+        },
+    })
+}
+
+fn summarize(
+    args: &LoadArgs,
+    reports: &[Report],
+    wall: Duration,
+    process: Option<ProcessFigures>,
+) -> Value {
     let mut ready: Vec<Duration> = reports.iter().filter_map(|r| r.time_to_ready).collect();
     ready.sort();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -226,13 +282,21 @@ fn summarize(args: &LoadArgs, reports: &[Report], wall: Duration) -> Value {
             "max": ms(ready.last().copied()),
         },
         "errors": errors,
+        "audio": {
+            "frames_up": reports.iter().map(|r| r.frames_up).sum::<u64>(),
+            "frames_down": reports.iter().map(|r| r.frames_down).sum::<u64>(),
+            "sessions_short_up": reports.iter().filter(|r| short_up(r).is_some()).count(),
+        },
+        "process": process_summary(process, reports.len()),
         "per_session": reports.iter().map(|r| json!({
             "index": r.index,
             "ready": r.time_to_ready.is_some(),
             "time_to_ready_ms": ms(r.time_to_ready),
             "frames_up": r.frames_up,
             "frames_down": r.frames_down,
+            "held_ms": millis(r.held),
             "audio_up_ms": millis(r.audio_up),
+            "audio_up_short_ms": short_up(r).map(millis),
             "audio_down_ms": millis(r.audio_down),
             "error": r.error.as_ref().map(|(kind, message)| json!({ "kind": kind, "message": message })),
         })).collect::<Vec<_>>(),
@@ -264,6 +328,22 @@ fn print_summary(summary: &Value) {
             }
         }
         _ => println!("errors: none"),
+    }
+    let audio = &summary["audio"];
+    println!(
+        "audio: {} frames up, {} down; {} session(s) short of audio up for the time held",
+        audio["frames_up"], audio["frames_down"], audio["sessions_short_up"]
+    );
+    let p = &summary["process"];
+    if p.is_object() {
+        println!(
+            "process: {:.2} % of a core, RSS {} -> {} KiB peak; per session {:.3} % of a core, {} KiB",
+            p["cpu_percent_of_a_core"].as_f64().unwrap_or(0.0),
+            p["rss_start_kib"],
+            p["rss_peak_kib"],
+            p["per_session"]["cpu_percent_of_a_core"].as_f64().unwrap_or(0.0),
+            p["per_session"]["rss_kib"],
+        );
     }
     println!("per session:     ready      frames up   frames down   audio up   audio down");
     for s in summary["per_session"].as_array().into_iter().flatten() {

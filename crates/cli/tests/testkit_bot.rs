@@ -332,12 +332,29 @@ fn load_runs_three_sessions_over_both_transports() {
     let sessions = summary["per_session"].as_array().unwrap();
     assert_eq!(sessions.len(), 3);
     assert!(sessions.iter().all(|s| s["frames_up"].as_u64().unwrap() > 0));
+    // Every session held about its --duration, and its audio up covered the time held.
+    for s in sessions {
+        assert!(s["held_ms"].as_u64().unwrap() >= 1000, "{s}");
+        assert!(s["audio_up_short_ms"].is_null(), "{s}");
+    }
+    assert_eq!(summary["audio"]["sessions_short_up"], 0);
+    let total_up: u64 = sessions.iter().map(|s| s["frames_up"].as_u64().unwrap()).sum();
+    assert_eq!(summary["audio"]["frames_up"], total_up);
+    let process = &summary["process"];
+    assert!(process["cpu_ms"].is_u64(), "{process}");
+    assert!(process["rss_peak_kib"].as_u64().unwrap() >= process["rss_start_kib"].as_u64().unwrap());
+    assert!(process["per_session"]["cpu_percent_of_a_core"].is_f64(), "{process}");
+    assert!(process["per_session"]["rss_kib"].is_u64(), "{process}");
 
     let run = run_cli(&["load", "--start", &bot.start_url(), "-n", "3", "--duration", "1"]);
     run.expect_code(0);
     assert!(run.stdout.contains("sessions: 3 run, 3 ready, 0 failed"), "{}", run.stdout);
     assert!(run.stdout.contains("time to ready: p50"), "{}", run.stdout);
     assert!(run.stdout.contains("errors: none"), "{}", run.stdout);
+    assert!(run.stdout.contains("audio: "), "{}", run.stdout);
+    assert!(run.stdout.contains("process: "), "{}", run.stdout);
+    // Not a terminal: no progress bar on stderr.
+    assert!(!run.stderr.contains("starting,"), "{}", run.stderr);
     shutdown(runtime, bot);
 }
 

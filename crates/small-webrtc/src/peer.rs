@@ -183,7 +183,7 @@ const OPEN_FLUSH_LIMIT: Duration = Duration::from_millis(250);
 /// Any call that changes data-channel state wakes the driver; setting the low-water mark to
 /// its current value changes nothing else. So from DTLS up until the channel opens (a few
 /// milliseconds on loopback), wake it every millisecond, for at most `OPEN_FLUSH_LIMIT`.
-/// Measured against pipecat-ai 1.14.0 on loopback: see docs/performance.md.
+/// Measured against pipecat-ai 1.14.0 on loopback: see docs/benchmarks.md.
 async fn flush_channel_open(channel: Arc<dyn DataChannel>, mut dtls_up: watch::Receiver<bool>) {
     if dtls_up.wait_for(|up| *up).await.is_err() {
         return;
