@@ -342,7 +342,9 @@ fn load_runs_three_sessions_over_both_transports() {
     assert_eq!(summary["audio"]["frames_up"], total_up);
     let process = &summary["process"];
     assert!(process["cpu_ms"].is_u64(), "{process}");
-    assert!(process["rss_peak_kib"].as_u64().unwrap() >= process["rss_start_kib"].as_u64().unwrap());
+    assert!(
+        process["rss_peak_kib"].as_u64().unwrap() >= process["rss_start_kib"].as_u64().unwrap()
+    );
     assert!(process["per_session"]["cpu_percent_of_a_core"].is_f64(), "{process}");
     assert!(process["per_session"]["rss_kib"].is_u64(), "{process}");
 

@@ -81,9 +81,9 @@ struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
     candidates: std::sync::Mutex<Option<mpsc::UnboundedSender<CandidateJson>>>,
     gathered: watch::Sender<bool>,
-    /// Set once DTLS is up (the peer connection is `connected`): SCTP and the data channel
-    /// come next, see [`flush_channel_open`].
-    dtls_up: watch::Sender<bool>,
+    /// Set once ICE is connected: DTLS, SCTP and the data channel come next, see
+    /// [`flush_channel_open`].
+    ice_up: watch::Sender<bool>,
     media: MediaContext,
     tasks: Arc<TaskList>,
 }
@@ -140,14 +140,14 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
         tracing::debug!(generation = self.generation, %state, "ICE connection state");
+        if matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed) {
+            self.ice_up.send_replace(true);
+        }
         let _ = self.events.send(PeerEvent::Ice(self.generation, state));
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(generation = self.generation, %state, "peer connection state");
-        if state == RTCPeerConnectionState::Connected {
-            self.dtls_up.send_replace(true);
-        }
         let _ = self.events.send(PeerEvent::State(self.generation, state));
     }
 
@@ -167,25 +167,27 @@ impl PeerConnectionEventHandler for Handler {
 /// What a peer's setup waits on, set by its [`Handler`].
 struct Waits {
     gathered: watch::Receiver<bool>,
-    dtls_up: watch::Receiver<bool>,
+    ice_up: watch::Receiver<bool>,
 }
 
-/// How often, and for how long after DTLS is up, [`flush_channel_open`] wakes the driver.
+/// How often, and for how long after ICE connects, [`flush_channel_open`] wakes the driver.
 const OPEN_FLUSH_PERIOD: Duration = Duration::from_millis(1);
 const OPEN_FLUSH_LIMIT: Duration = Duration::from_millis(250);
 
-/// Gets the data channel's DCEP `DATA_CHANNEL_OPEN` onto the wire as soon as SCTP is up.
+/// Gets what the handshakes after ICE queue (the DTLS ClientHello when we are the DTLS
+/// client, the SCTP INIT, the data channel's DCEP `DATA_CHANNEL_OPEN`) onto the wire at once.
 ///
-/// webrtc-rs 0.21.1 queues the open message while handling the SCTP handshake's completion,
-/// after its driver loop has flushed for that pass, and nothing wakes the driver again
-/// until a packet arrives or a timer fires: against pipecat's aiortc that is the bot's first
-/// audio packet, about 20 ms later (for ever, against a silent bot, until SCTP's own timer).
-/// Any call that changes data-channel state wakes the driver; setting the low-water mark to
-/// its current value changes nothing else. So from DTLS up until the channel opens (a few
-/// milliseconds on loopback), wake it every millisecond, for at most `OPEN_FLUSH_LIMIT`.
-/// Measured against pipecat-ai 1.14.0 on loopback: see docs/benchmarks.md.
-async fn flush_channel_open(channel: Arc<dyn DataChannel>, mut dtls_up: watch::Receiver<bool>) {
-    if dtls_up.wait_for(|up| *up).await.is_err() {
+/// webrtc-rs 0.21.1 queues these while handling the event that precedes them (ICE
+/// connected, DTLS done, the SCTP handshake complete), after its driver loop has flushed for
+/// that pass, and nothing wakes the driver again until a packet arrives or a timer fires:
+/// against pipecat's aiortc the open message waited for the bot's first audio packet, about
+/// 20 ms; against a webrtc-rs peer in the DTLS-server role the ClientHello waited 200 ms.
+/// Any call that changes data-channel state wakes the driver, and setting the low-water mark
+/// to its current value changes nothing else. So from ICE connected until the channel opens
+/// (a few milliseconds on loopback), wake it every millisecond, for at most
+/// `OPEN_FLUSH_LIMIT`. Measured on loopback: see docs/benchmarks.md.
+async fn flush_channel_open(channel: Arc<dyn DataChannel>, mut ice_up: watch::Receiver<bool>) {
+    if ice_up.wait_for(|up| *up).await.is_err() {
         return;
     }
     let started = tokio::time::Instant::now();
@@ -252,14 +254,14 @@ impl Peer {
             .collect();
         let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
         let (gathered_tx, gathered) = watch::channel(false);
-        let (dtls_up_tx, dtls_up) = watch::channel(false);
+        let (ice_up_tx, ice_up) = watch::channel(false);
         let tasks = Arc::new(TaskList::default());
         let handler = Arc::new(Handler {
             generation,
             events: events.clone(),
             candidates: std::sync::Mutex::new(Some(candidates)),
             gathered: gathered_tx,
-            dtls_up: dtls_up_tx,
+            ice_up: ice_up_tx,
             media: media.clone(),
             tasks: tasks.clone(),
         });
@@ -275,7 +277,7 @@ impl Peer {
             .map_err(|e| SmallWebRtcError::webrtc("building the peer connection", e))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         // From here on the peer owns `pc` and closes it on every path.
-        let waits = Waits { gathered, dtls_up };
+        let waits = Waits { gathered, ice_up };
         match Self::lay_out(generation, pc.clone(), options, waits, tasks.clone(), events, media)
             .await
         {
@@ -352,7 +354,7 @@ impl Peer {
             .map_err(|e| SmallWebRtcError::webrtc("creating the data channel", e))?;
         let audio_sender = audio_transceiver.sender().await.ok().flatten();
         tasks.push(tokio::spawn(read_channel(generation, channel.clone(), events, media.events)));
-        tasks.push(tokio::spawn(flush_channel_open(channel.clone(), waits.dtls_up)));
+        tasks.push(tokio::spawn(flush_channel_open(channel.clone(), waits.ice_up)));
         Ok(Peer {
             pc,
             channel,

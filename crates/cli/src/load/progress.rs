@@ -112,7 +112,8 @@ impl Monitor {
                 if let Some(bar) = &bar {
                     let now = (Instant::now(), live.frames());
                     let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
-                    let fps = ((now.1.0 - last.1.0) as f64 / secs, (now.1.1 - last.1.1) as f64 / secs);
+                    let fps =
+                        ((now.1.0 - last.1.0) as f64 / secs, (now.1.1 - last.1.1) as f64 / secs);
                     last = now;
                     bar.set_position(live.settled());
                     bar.set_message(live.line(fps));
