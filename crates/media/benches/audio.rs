@@ -48,6 +48,19 @@ fn benches(c: &mut Criterion) {
         });
     });
 
+    // Lower complexity is not cheaper here: below 7 libopus skips its signal analysis, picks
+    // SILK/hybrid for this tone instead of CELT and did ~2.5x the work (2026-12-04). Kept to
+    // show the trade-off; the transports keep libopus's default.
+    group.bench_function("opus_encode_48k_mono_20ms_complexity_5", |b| {
+        let config = OpusConfig::default().with_complexity(Some(5));
+        let mut enc = OpusEncoder::new(config).expect("encoder");
+        b.iter(|| {
+            for f in &mic48 {
+                black_box(enc.encode(f.samples()).expect("encode"));
+            }
+        });
+    });
+
     group.bench_function("opus_decode_48k_mono_20ms", |b| {
         let mut dec = OpusDecoder::new(AudioFormat::MONO_48K).expect("decoder");
         b.iter(|| {
