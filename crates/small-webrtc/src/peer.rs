@@ -174,18 +174,17 @@ struct Waits {
 const OPEN_FLUSH_PERIOD: Duration = Duration::from_millis(1);
 const OPEN_FLUSH_LIMIT: Duration = Duration::from_millis(250);
 
-/// Gets what the handshakes after ICE queue (the DTLS ClientHello when we are the DTLS
-/// client, the SCTP INIT, the data channel's DCEP `DATA_CHANNEL_OPEN`) onto the wire at once.
+/// Gets the data channel's DCEP `DATA_CHANNEL_OPEN` onto the wire as soon as SCTP is up.
 ///
-/// webrtc-rs 0.21.1 queues these while handling the event that precedes them (ICE
-/// connected, DTLS done, the SCTP handshake complete), after its driver loop has flushed for
-/// that pass, and nothing wakes the driver again until a packet arrives or a timer fires:
-/// against pipecat's aiortc the open message waited for the bot's first audio packet, about
-/// 20 ms; against a webrtc-rs peer in the DTLS-server role the ClientHello waited 200 ms.
-/// Any call that changes data-channel state wakes the driver, and setting the low-water mark
-/// to its current value changes nothing else. So from ICE connected until the channel opens
-/// (a few milliseconds on loopback), wake it every millisecond, for at most
-/// `OPEN_FLUSH_LIMIT`. Measured on loopback: see docs/benchmarks.md.
+/// webrtc-rs 0.21.1 queues it while handling the SCTP handshake's completion, after its
+/// driver loop has flushed for that pass, and nothing wakes the driver again until a packet
+/// arrives or a timer fires: against pipecat's aiortc the open message waited for the bot's
+/// first audio packet, about 20 ms. Any call that changes data-channel state wakes the
+/// driver, and setting the low-water mark to its current value changes nothing else. So
+/// from ICE connected (which also covers what the same pattern could hold back on the way:
+/// a DTLS or SCTP first flight of ours) until the channel opens, a few milliseconds on
+/// loopback, wake it every millisecond, for at most `OPEN_FLUSH_LIMIT`. Measured on
+/// loopback: see docs/benchmarks.md.
 async fn flush_channel_open(channel: Arc<dyn DataChannel>, mut ice_up: watch::Receiver<bool>) {
     if ice_up.wait_for(|up| *up).await.is_err() {
         return;
