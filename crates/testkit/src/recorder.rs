@@ -152,6 +152,18 @@ pub enum BotEventKind {
         /// else the `/start` body), as the bot would get it.
         request_data: Option<Value>,
     },
+    /// ICE of a SmallWebRTC peer connection found a working pair (with `at`, the bot's side
+    /// of the connect timeline: PeerConnectionCreated when the answer is made, then this,
+    /// PeerConnectionConnected, DataChannelOpen, ClientReady, BotReadySent).
+    IceConnected {
+        /// Its `pc_id`.
+        pc_id: String,
+    },
+    /// DTLS of a SmallWebRTC peer connection is up (the connection reached `connected`).
+    PeerConnectionConnected {
+        /// Its `pc_id`.
+        pc_id: String,
+    },
     /// A new offer was applied to an existing peer connection.
     Renegotiated {
         /// The `pc_id`.

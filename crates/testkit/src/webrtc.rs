@@ -26,8 +26,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -325,6 +326,18 @@ struct Handler {
     shared: Arc<ConnShared>,
 }
 
+impl Handler {
+    /// Records a connection event under the session this connection serves (the bot's own
+    /// log when the session is not linked yet).
+    fn record(&self, kind: BotEventKind) {
+        if let Some(link) = self.shared.link.borrow().clone() {
+            link.core.recorder().event(Some(link.core.id()), kind);
+        } else if let Some(bot) = self.shared.bot.upgrade() {
+            bot.recorder.event(None, kind);
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
@@ -333,10 +346,19 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed) {
+            self.record(BotEventKind::IceConnected { pc_id: self.shared.pc_id.clone() });
+        }
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         match state {
             RTCPeerConnectionState::Connected => {
                 self.shared.connected.store(true, Ordering::SeqCst);
+                self.record(BotEventKind::PeerConnectionConnected {
+                    pc_id: self.shared.pc_id.clone(),
+                });
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                 self.shared.connected.store(false, Ordering::SeqCst);

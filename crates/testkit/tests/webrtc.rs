@@ -107,6 +107,38 @@ async fn a_full_session_over_the_sessions_route() {
     client.close().await;
 }
 
+/// The bot's side of the connect timeline: each step recorded once, under the session, in
+/// the order the handshakes happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_connect_timeline_is_recorded_in_order() {
+    let bot = webrtc_bot().await;
+    let (mut client, _) = connect(&bot, json!({})).await;
+    client.send(&client_ready("cr-t")).await;
+    client.wait_for("bot-ready").await;
+    let session = bot.wait_for_session(WAIT).await.expect("session");
+    let events: Vec<_> = bot
+        .recorder()
+        .events()
+        .into_iter()
+        .filter(|e| e.session_id.as_deref() == Some(session.id()))
+        .collect();
+    let at = |name: &str, matches: &dyn Fn(&BotEventKind) -> bool| {
+        let found: Vec<_> = events.iter().filter(|e| matches(&e.kind)).collect();
+        assert_eq!(found.len(), 1, "{name} recorded {} times: {events:#?}", found.len());
+        found[0].at
+    };
+    let steps = [
+        at("created", &|k| matches!(k, BotEventKind::PeerConnectionCreated { .. })),
+        at("ice", &|k| matches!(k, BotEventKind::IceConnected { .. })),
+        at("dtls", &|k| matches!(k, BotEventKind::PeerConnectionConnected { .. })),
+        at("channel", &|k| matches!(k, BotEventKind::DataChannelOpen { .. })),
+        at("client-ready", &|k| matches!(k, BotEventKind::ClientReady { .. })),
+        at("bot-ready", &|k| matches!(k, BotEventKind::BotReadySent)),
+    ];
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "out of order: {steps:?}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signalling_validation_matches_the_runner() {
     let bot = webrtc_bot().await;
